@@ -1,0 +1,599 @@
+//! [`Authenticator`]: the one entry point that ties users, passwords, sessions, tokens,
+//! throttling and revocation together. Every HTTP route is a thin call into one of its methods.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::clock::{Clock, SystemClock, Timestamp};
+use crate::crypto::{ServerSecret, sha256};
+use crate::csrf::CsrfTokens;
+use crate::error::Error;
+use crate::ids;
+use crate::limit::LoginLimiter;
+use crate::metrics::{AuthOutcome, LoginOutcome, Metrics, RefreshResult};
+use crate::password::{PasswordHasher, policy};
+use crate::principal::{AuthMethod, Principal};
+use crate::session::{ActiveSession, NewSession, SessionManager};
+use crate::settings::Settings;
+use crate::store::{ClientInfo, StoreError, Stores, UserRecord};
+use crate::token::refresh::{IssuedRefreshToken, RefreshOutcome, RefreshTokens};
+use crate::token::{AccessTokens, Algorithm, IssuedAccessToken, KeySet, RevocationSet, SigningKey};
+
+/// Tokens handed out by a token login or a refresh.
+#[derive(Debug)]
+pub struct TokenGrant {
+    /// The access token (JWT).
+    pub access: IssuedAccessToken,
+    /// The refresh token and its family.
+    pub refresh: IssuedRefreshToken,
+    /// The CSRF token for cookie delivery (bound to the family).
+    pub csrf_token: String,
+}
+
+/// One entry of a user's "where am I logged in" list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginInfo {
+    /// Public handle (session id handle or refresh family `sid`).
+    pub id: String,
+    /// Session or token family.
+    pub method: AuthMethod,
+    /// Login time.
+    pub created_at: Timestamp,
+    /// Last use (session) or last refresh (token family).
+    pub last_seen_at: Timestamp,
+    /// When it ends if not used again.
+    pub expires_at: Timestamp,
+    /// Where the login came from.
+    pub client: ClientInfo,
+    /// It is the credential of the request asking.
+    pub current: bool,
+}
+
+/// The authentication engine. Cheap to clone; clones share everything.
+#[derive(Debug, Clone)]
+pub struct Authenticator {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    settings: Settings,
+    clock: Arc<dyn Clock>,
+    stores: Stores,
+    hasher: PasswordHasher,
+    sessions: SessionManager,
+    access: AccessTokens,
+    refresh: RefreshTokens,
+    revoked: Arc<RevocationSet>,
+    csrf: CsrfTokens,
+    limiter: LoginLimiter,
+    metrics: Metrics,
+}
+
+/// Builds an [`Authenticator`].
+#[derive(Debug)]
+pub struct AuthenticatorBuilder {
+    settings: Settings,
+    stores: Stores,
+    keys: Option<KeySet>,
+    secret: Option<ServerSecret>,
+    clock: Arc<dyn Clock>,
+}
+
+impl AuthenticatorBuilder {
+    /// Signs tokens with `keys` (default: a fresh in-memory Ed25519 key).
+    pub fn keys(mut self, keys: KeySet) -> Self {
+        self.keys = Some(keys);
+        self
+    }
+
+    /// Derives CSRF and refresh-successor keys from `secret` (default: a fresh random one,
+    /// which does not survive a restart).
+    pub fn secret(mut self, secret: ServerSecret) -> Self {
+        self.secret = Some(secret);
+        self
+    }
+
+    /// Uses `clock` for every time-dependent rule (default: the system clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Starts the password workers and loads the revocation set from the store.
+    pub async fn build(self) -> Result<Authenticator, Error> {
+        let AuthenticatorBuilder { settings, stores, keys, secret, clock } = self;
+        settings
+            .validate()
+            .map_err(|(key, message)| Error::internal(format!("{key}: {message}")))?;
+        let keys = match keys {
+            Some(keys) => keys,
+            None => KeySet::single(SigningKey::generate(Algorithm::EdDSA)?.0),
+        };
+        let secret = match secret {
+            Some(secret) => secret,
+            None => ServerSecret::generate()?,
+        };
+        let revoked = Arc::new(RevocationSet::default());
+        for (sid, until) in stores.revocations.active_revocations(clock.now()).await? {
+            revoked.insert(&sid, until);
+        }
+        let hasher = PasswordHasher::new(settings.password.params, settings.password.workers)?;
+        let inner = Inner {
+            sessions: SessionManager::new(
+                stores.sessions.clone(),
+                settings.session.clone(),
+                clock.clone(),
+            ),
+            access: AccessTokens::new(keys, settings.token.clone(), clock.clone(), revoked.clone()),
+            refresh: RefreshTokens::new(
+                stores.refresh.clone(),
+                secret.derive("tessera refresh successor v1"),
+                settings.token.clone(),
+                clock.clone(),
+            ),
+            csrf: CsrfTokens::new(secret.derive("tessera csrf v1")),
+            limiter: LoginLimiter::new(settings.limits.clone(), clock.clone()),
+            metrics: Metrics::default(),
+            hasher,
+            revoked,
+            stores,
+            clock,
+            settings,
+        };
+        Ok(Authenticator { inner: Arc::new(inner) })
+    }
+}
+
+impl Authenticator {
+    /// Starts building an authenticator over `stores`.
+    pub fn builder(settings: Settings, stores: Stores) -> AuthenticatorBuilder {
+        AuthenticatorBuilder {
+            settings,
+            stores,
+            keys: None,
+            secret: None,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// CSRF token derivation and checks.
+    pub fn csrf(&self) -> &CsrfTokens {
+        &self.inner.csrf
+    }
+
+    /// The JWKS document.
+    pub fn jwks_json(&self) -> Arc<str> {
+        Arc::clone(self.inner.access.keys().jwks_json())
+    }
+
+    /// The engine's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// The current time by the engine's clock.
+    pub fn now(&self) -> Timestamp {
+        self.inner.clock.now()
+    }
+
+    // --- users ------------------------------------------------------------------------------
+
+    /// Self-service registration: refused with [`Error::RegistrationClosed`] unless open.
+    pub async fn register(
+        &self,
+        username: &str,
+        password: &SecretString,
+    ) -> Result<UserRecord, Error> {
+        if !self.inner.settings.registration_open {
+            return Err(Error::RegistrationClosed);
+        }
+        self.create_user(username, password).await
+    }
+
+    /// Creates a user whatever the registration setting (for administrators).
+    pub async fn create_user(
+        &self,
+        username: &str,
+        password: &SecretString,
+    ) -> Result<UserRecord, Error> {
+        let username = policy::normalize_username(username)?;
+        policy::check_password("password", password.expose_secret(), &username)?;
+        if self.inner.stores.users.find_user_by_username(&username).await?.is_some() {
+            return Err(Error::UsernameTaken);
+        }
+        let now = self.now();
+        let user = UserRecord {
+            id: ids::uuid_v7(now)?,
+            username,
+            password_hash: self.inner.hasher.hash(password).await?,
+            created_at: now,
+        };
+        // Two registrations racing past the check above meet the unique index here.
+        self.inner
+            .stores
+            .users
+            .insert_user(&user)
+            .await
+            .map_err(on_conflict(Error::UsernameTaken))?;
+        self.inner.metrics.registration();
+        Ok(user)
+    }
+
+    /// Checks a username and password for a login by `method`, with throttling by username
+    /// and by `ip`. The error is the same for an unknown user and a wrong password, and takes
+    /// the same time.
+    pub async fn login(
+        &self,
+        method: AuthMethod,
+        username: &str,
+        password: &SecretString,
+        ip: Option<&str>,
+    ) -> Result<UserRecord, Error> {
+        let started = Instant::now();
+        let result = self.check_password(username, password, ip).await;
+        let outcome = match &result {
+            Ok(_) => LoginOutcome::Success,
+            Err(Error::InvalidCredentials) => LoginOutcome::InvalidCredentials,
+            Err(Error::RateLimited { .. }) => LoginOutcome::RateLimited,
+            Err(_) => LoginOutcome::Error,
+        };
+        self.inner.metrics.login(method, outcome, started.elapsed());
+        result
+    }
+
+    async fn check_password(
+        &self,
+        username: &str,
+        password: &SecretString,
+        ip: Option<&str>,
+    ) -> Result<UserRecord, Error> {
+        let inner = &self.inner;
+        let username = username.to_ascii_lowercase();
+        inner.limiter.check(&username, ip)?;
+        let user = inner.stores.users.find_user_by_username(&username).await?;
+        let verdict =
+            inner.hasher.verify(password, user.as_ref().map(|u| u.password_hash.as_str())).await?;
+        let Some(mut user) = user.filter(|_| verdict.matches) else {
+            inner.limiter.record_failure(&username);
+            return Err(Error::InvalidCredentials);
+        };
+        inner.limiter.record_success(&username);
+        if verdict.needs_rehash {
+            match inner.hasher.hash(password).await {
+                Ok(hash) => match inner.stores.users.update_password_hash(&user.id, &hash).await {
+                    Ok(_) => user.password_hash = hash,
+                    Err(e) => {
+                        tracing::warn!(user_id = %user.id, "password re-hash not stored: {e}")
+                    }
+                },
+                Err(e) => tracing::warn!(user_id = %user.id, "password re-hash failed: {e}"),
+            }
+        }
+        Ok(user)
+    }
+
+    /// Changes the caller's password and ends every other session and token family.
+    pub async fn change_password(
+        &self,
+        principal: &Principal,
+        current: &SecretString,
+        new: &SecretString,
+        ip: Option<&str>,
+    ) -> Result<(), Error> {
+        let inner = &self.inner;
+        policy::check_password("new_password", new.expose_secret(), &principal.username)?;
+        if new.expose_secret() == current.expose_secret() {
+            return Err(Error::validation("new_password", "must differ from the current password"));
+        }
+        inner.limiter.check(&principal.username, ip)?;
+        let user = inner
+            .stores
+            .users
+            .find_user_by_id(&principal.user_id)
+            .await?
+            .ok_or(Error::Unauthorized)?;
+        if !inner.hasher.verify(current, Some(&user.password_hash)).await?.matches {
+            inner.limiter.record_failure(&principal.username);
+            return Err(Error::InvalidCredentials);
+        }
+        let hash = inner.hasher.hash(new).await?;
+        if !inner.stores.users.update_password_hash(&user.id, &hash).await? {
+            return Err(Error::Unauthorized);
+        }
+        self.end_other_logins(&user.id, Some(&principal.sid)).await
+    }
+
+    // --- sessions ---------------------------------------------------------------------------
+
+    /// Starts a session for a user who just logged in.
+    pub async fn start_session(
+        &self,
+        user: &UserRecord,
+        client: ClientInfo,
+    ) -> Result<NewSession, Error> {
+        self.inner.sessions.create(&user.id, &user.username, client).await
+    }
+
+    /// Authenticates a request by its session cookie value (and renews the session).
+    pub async fn authenticate_session(
+        &self,
+        cookie_value: &SecretString,
+    ) -> Result<(Principal, ActiveSession), Error> {
+        let started = Instant::now();
+        let result = self.inner.sessions.authenticate(cookie_value).await;
+        self.inner.metrics.authentication(
+            AuthMethod::Session,
+            auth_outcome(&result),
+            started.elapsed(),
+        );
+        let session = result?;
+        let principal = Principal {
+            user_id: session.record.user_id.clone(),
+            username: session.record.username.clone(),
+            method: AuthMethod::Session,
+            sid: session.record.sid.clone(),
+            expires_at: session.idle_expires_at,
+        };
+        Ok((principal, session))
+    }
+
+    /// Ends the session a request came with (logout).
+    pub async fn end_session(&self, principal: &Principal) -> Result<(), Error> {
+        self.inner.sessions.delete_for_user(&principal.user_id, &principal.sid).await?;
+        Ok(())
+    }
+
+    // --- tokens -----------------------------------------------------------------------------
+
+    /// Issues an access token and starts a refresh family for a user who just logged in.
+    pub async fn issue_tokens(
+        &self,
+        user: &UserRecord,
+        client: ClientInfo,
+    ) -> Result<TokenGrant, Error> {
+        let refresh = self.inner.refresh.start(&user.id, &user.username, client).await?;
+        self.grant(refresh)
+    }
+
+    fn grant(&self, refresh: IssuedRefreshToken) -> Result<TokenGrant, Error> {
+        let family = &refresh.family;
+        let access = self.inner.access.issue(&family.user_id, &family.username, &family.sid)?;
+        let csrf_token = self.inner.csrf.token_for(&family.sid);
+        Ok(TokenGrant { access, refresh, csrf_token })
+    }
+
+    /// Authenticates a request by its access token.
+    pub fn authenticate_token(&self, token: &str) -> Result<Principal, Error> {
+        let started = Instant::now();
+        let result = self.inner.access.verify(token);
+        self.inner.metrics.authentication(
+            AuthMethod::Token,
+            auth_outcome(&result),
+            started.elapsed(),
+        );
+        let claims = result?;
+        Ok(Principal {
+            user_id: claims.sub.clone(),
+            username: claims.username.clone(),
+            method: AuthMethod::Token,
+            sid: claims.sid.clone(),
+            expires_at: Timestamp::from_unix_seconds(claims.exp),
+        })
+    }
+
+    /// Exchanges a refresh token for a new access token and refresh token.
+    ///
+    /// A spent token presented again outside the retry grace revokes its whole family (the
+    /// refresh tokens and every access token carrying its `sid`) and fails with
+    /// [`Error::TokenReused`].
+    pub async fn refresh(&self, token: &SecretString) -> Result<TokenGrant, Error> {
+        let result = self.refresh_inner(token).await;
+        let metric = match &result {
+            Ok((_, retried)) if *retried => RefreshResult::Retried,
+            Ok(_) => RefreshResult::Rotated,
+            Err(Error::TokenReused) => RefreshResult::Reused,
+            Err(Error::Store(_) | Error::Internal(_)) => RefreshResult::Error,
+            Err(_) => RefreshResult::Rejected,
+        };
+        self.inner.metrics.refresh(metric);
+        result.map(|(grant, _)| grant)
+    }
+
+    async fn refresh_inner(&self, token: &SecretString) -> Result<(TokenGrant, bool), Error> {
+        match self.inner.refresh.refresh(token).await? {
+            RefreshOutcome::Rotated(next) => Ok((self.grant(next)?, false)),
+            RefreshOutcome::Retried(next) => Ok((self.grant(next)?, true)),
+            RefreshOutcome::Reused(family) => {
+                tracing::warn!(
+                    user_id = %family.user_id,
+                    sid = %family.sid,
+                    "refresh token reuse: revoking the whole family"
+                );
+                self.revoke_family(&family.sid, None).await?;
+                Err(Error::TokenReused)
+            }
+        }
+    }
+
+    /// Which family a refresh token belongs to, if it is a known token (for CSRF checks of
+    /// cookie-delivered refresh tokens).
+    pub async fn refresh_token_family(
+        &self,
+        token: &SecretString,
+    ) -> Result<Option<String>, Error> {
+        let hash = sha256(token.expose_secret().as_bytes());
+        Ok(self.inner.stores.refresh.find_refresh_token(&hash).await?.map(|(_, family)| family.sid))
+    }
+
+    /// RFC 7009 revocation of a refresh token or an access token: its family is revoked.
+    /// Unknown, malformed or foreign tokens are not an error.
+    pub async fn revoke_token(&self, token: &SecretString) -> Result<(), Error> {
+        let token = token.expose_secret();
+        let sid = if token.contains('.') {
+            match self.inner.access.verify_ignoring_expiry(token) {
+                Ok(claims) => Some(claims.sid),
+                Err(_) => None,
+            }
+        } else {
+            self.refresh_token_family(&SecretString::from(token.to_owned())).await?
+        };
+        if let Some(sid) = sid {
+            self.revoke_family(&sid, None).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a refresh family and makes its access tokens fail at once. With `user_id`, only
+    /// a family of that user; returns whether one was deleted.
+    async fn revoke_family(&self, sid: &str, user_id: Option<&str>) -> Result<bool, Error> {
+        let deleted = self.inner.stores.refresh.delete_family(sid, user_id).await?;
+        if deleted.is_some() || user_id.is_none() {
+            self.revoke_sids(&[sid.to_owned()]).await?;
+        }
+        Ok(deleted.is_some())
+    }
+
+    /// Puts `sids` in the revocation set (in memory first, so this process refuses their
+    /// tokens even if the store write fails) and persists them.
+    async fn revoke_sids(&self, sids: &[String]) -> Result<(), Error> {
+        let until = self.now().plus(self.inner.access.revocation_lifetime());
+        for sid in sids {
+            self.inner.revoked.insert(sid, until);
+        }
+        for sid in sids {
+            self.inner.stores.revocations.insert_revocation(sid, until).await?;
+        }
+        Ok(())
+    }
+
+    // --- both -------------------------------------------------------------------------------
+
+    /// The user's sessions and token families.
+    pub async fn list_logins(&self, principal: &Principal) -> Result<Vec<LoginInfo>, Error> {
+        let now = self.now();
+        let refresh_ttl = self.inner.settings.token.refresh_ttl;
+        let mut list: Vec<LoginInfo> = self
+            .inner
+            .sessions
+            .list(&principal.user_id)
+            .await?
+            .into_iter()
+            .map(|s| LoginInfo {
+                current: principal.method == AuthMethod::Session && s.record.sid == principal.sid,
+                id: s.record.sid,
+                method: AuthMethod::Session,
+                created_at: s.record.created_at,
+                last_seen_at: s.record.last_seen_at,
+                expires_at: s.idle_expires_at,
+                client: s.record.client,
+            })
+            .collect();
+        for family in self.inner.stores.refresh.list_user_families(&principal.user_id).await? {
+            let expires_at = family.last_used_at.plus(refresh_ttl).min(family.expires_at);
+            if expires_at <= now {
+                continue;
+            }
+            list.push(LoginInfo {
+                current: principal.method == AuthMethod::Token && family.sid == principal.sid,
+                id: family.sid,
+                method: AuthMethod::Token,
+                created_at: family.created_at,
+                last_seen_at: family.last_used_at,
+                expires_at,
+                client: family.client,
+            });
+        }
+        list.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(list)
+    }
+
+    /// Ends one of the caller's own sessions or token families by its public handle;
+    /// [`Error::NotFound`] if it is not theirs (or does not exist).
+    pub async fn end_login(&self, principal: &Principal, id: &str) -> Result<(), Error> {
+        if self.inner.sessions.delete_for_user(&principal.user_id, id).await?.is_some() {
+            return Ok(());
+        }
+        if self.revoke_family(id, Some(&principal.user_id)).await? {
+            return Ok(());
+        }
+        Err(Error::NotFound)
+    }
+
+    /// Logout everywhere: every session and token family of the user.
+    pub async fn end_all_logins(&self, user_id: &str) -> Result<(), Error> {
+        self.end_other_logins(user_id, None).await
+    }
+
+    async fn end_other_logins(&self, user_id: &str, keep_sid: Option<&str>) -> Result<(), Error> {
+        self.inner.sessions.delete_all_for_user(user_id, keep_sid).await?;
+        let families = self.inner.stores.refresh.delete_user_families(user_id, keep_sid).await?;
+        self.revoke_sids(&families).await
+    }
+
+    // --- operations -------------------------------------------------------------------------
+
+    /// Answers whether every store is reachable.
+    pub async fn ready(&self) -> Result<(), StoreError> {
+        self.inner.stores.users.ping().await?;
+        self.inner.stores.sessions.ping().await
+    }
+
+    /// Periodic upkeep: writes pending session renewals, deletes expired sessions, families
+    /// and revocations, and forgets stale throttling state.
+    pub async fn maintain(&self) -> Result<(), StoreError> {
+        let inner = &self.inner;
+        let now = self.now();
+        inner.limiter.sweep();
+        inner.revoked.purge(now);
+        inner.sessions.purge_expired().await?;
+        inner
+            .stores
+            .refresh
+            .delete_expired_families(now, now.minus(inner.settings.token.refresh_ttl))
+            .await?;
+        inner.stores.revocations.delete_expired_revocations(now).await?;
+        Ok(())
+    }
+
+    /// Writes pending session renewals (call often, and at shutdown).
+    pub async fn flush(&self) -> Result<usize, StoreError> {
+        self.inner.sessions.flush_renewals().await
+    }
+
+    /// Appends the engine's metrics and gauges in the Prometheus text format.
+    pub fn render_metrics(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        self.inner.metrics.render(out);
+        crate::metrics::header(
+            out,
+            "tessera_revoked_sids",
+            "gauge",
+            "Revoked sids held in memory.",
+        );
+        let _ = writeln!(out, "tessera_revoked_sids {}", self.inner.revoked.len());
+    }
+}
+
+/// Maps a store conflict to `error`, passing other errors through.
+fn on_conflict(error: Error) -> impl FnOnce(StoreError) -> Error {
+    move |e| match e {
+        StoreError::Conflict => error,
+        other => Error::Store(other),
+    }
+}
+
+fn auth_outcome<T>(result: &Result<T, Error>) -> AuthOutcome {
+    match result {
+        Ok(_) => AuthOutcome::Ok,
+        Err(Error::Store(_) | Error::Internal(_)) => AuthOutcome::Error,
+        Err(_) => AuthOutcome::Rejected,
+    }
+}

@@ -1,0 +1,177 @@
+//! The small cryptographic toolbox every other module uses: OS-CSPRNG bytes, SHA-256, HMAC-SHA256,
+//! strict base64url, constant-time equality, and [`ServerSecret`], the per-installation key
+//! from which the HMAC keys for CSRF tokens and refresh-token successors are derived.
+//!
+//! Everything here is a thin wrapper over aws-lc-rs and `subtle`; nothing is hand-rolled.
+
+use std::fmt;
+use std::path::Path;
+
+use aws_lc_rs::{digest, hmac, rand};
+use base64::Engine as _;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::{DecodePaddingMode, general_purpose};
+use subtle::ConstantTimeEq;
+
+use crate::error::Error;
+
+/// base64url without padding, and strict on decode: no padding, no trailing bits, so every
+/// value has exactly one encoding.
+pub(crate) const B64URL: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::URL_SAFE,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_padding_mode(DecodePaddingMode::RequireNone)
+        .with_decode_allow_trailing_bits(false),
+);
+
+/// Standard base64 without padding (the alphabet of PHC strings).
+pub(crate) const B64_STD_NOPAD: GeneralPurpose = general_purpose::STANDARD_NO_PAD;
+
+/// A SHA-256 digest: how secrets (session ids, refresh tokens) are stored.
+pub type Digest = [u8; 32];
+
+/// `N` bytes from the operating system's CSPRNG.
+pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N], Error> {
+    let mut bytes = [0u8; N];
+    rand::fill(&mut bytes).map_err(|_| Error::internal("the OS random number generator failed"))?;
+    Ok(bytes)
+}
+
+/// A fresh 256-bit secret, base64url encoded (43 characters).
+pub(crate) fn random_secret() -> Result<String, Error> {
+    Ok(B64URL.encode(random_bytes::<32>()?))
+}
+
+/// SHA-256 of `data`.
+pub fn sha256(data: &[u8]) -> Digest {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest::digest(&digest::SHA256, data).as_ref());
+    out
+}
+
+/// Constant-time equality of two byte strings (the length is not secret).
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+/// An HMAC-SHA256 key.
+#[derive(Clone)]
+pub(crate) struct HmacKey(hmac::Key);
+
+impl HmacKey {
+    pub(crate) fn new(key: &[u8]) -> Self {
+        HmacKey(hmac::Key::new(hmac::HMAC_SHA256, key))
+    }
+
+    pub(crate) fn sign(&self, data: &[u8]) -> Digest {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(hmac::sign(&self.0, data).as_ref());
+        out
+    }
+}
+
+impl fmt::Debug for HmacKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HmacKey([redacted])")
+    }
+}
+
+/// The installation's master secret: 32 random bytes kept in the data directory (mode 0600).
+///
+/// Purpose-specific HMAC keys are derived from it, so one file serves every derived secret and
+/// rotating it invalidates all of them together.
+#[derive(Clone)]
+pub struct ServerSecret([u8; 32]);
+
+impl ServerSecret {
+    /// A fresh random secret.
+    pub fn generate() -> Result<Self, Error> {
+        Ok(ServerSecret(random_bytes()?))
+    }
+
+    /// From raw bytes (at least 32).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
+        let bytes: [u8; 32] = bytes
+            .get(..32)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| Error::internal("the server secret must be at least 32 bytes"))?;
+        Ok(ServerSecret(bytes))
+    }
+
+    /// Reads `path`, or creates it with a fresh secret (mode 0600) when it does not exist.
+    pub fn load_or_create(path: &Path) -> Result<Self, Error> {
+        let (bytes, _created) =
+            crate::fsutil::load_or_create_private(path, || Ok(Self::generate()?.0.to_vec()))?;
+        Self::from_bytes(&bytes).map_err(|_| {
+            Error::internal(format!("{}: expected 32 bytes of secret", path.display()))
+        })
+    }
+
+    /// The HMAC key for one purpose (`label` names it; different labels give unrelated keys).
+    pub(crate) fn derive(&self, label: &str) -> HmacKey {
+        let master = HmacKey::new(&self.0);
+        HmacKey::new(&master.sign(label.as_bytes()))
+    }
+}
+
+impl fmt::Debug for ServerSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ServerSecret([redacted])")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_matches_the_known_vector() {
+        let d = sha256(b"abc");
+        assert_eq!(
+            B64URL.encode(d),
+            "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0",
+            "SHA-256(\"abc\") from FIPS 180-2"
+        );
+    }
+
+    #[test]
+    fn base64url_is_strict() {
+        assert!(B64URL.decode("YQ").is_ok());
+        assert!(B64URL.decode("YQ==").is_err(), "padding is refused");
+        assert!(B64URL.decode("YR").is_err(), "non-zero trailing bits are refused");
+        assert!(B64URL.decode("a+b/").is_err(), "the standard alphabet is refused");
+    }
+
+    #[test]
+    fn ct_eq_compares_contents_and_lengths() {
+        assert!(ct_eq(b"abc", b"abc"));
+        assert!(!ct_eq(b"abc", b"abd"));
+        assert!(!ct_eq(b"abc", b"abcd"));
+    }
+
+    #[test]
+    fn derived_keys_differ_by_label_and_secret() {
+        let a = ServerSecret::from_bytes(&[1u8; 32]).unwrap();
+        let b = ServerSecret::from_bytes(&[2u8; 32]).unwrap();
+        assert_ne!(a.derive("x").sign(b"m"), a.derive("y").sign(b"m"));
+        assert_ne!(a.derive("x").sign(b"m"), b.derive("x").sign(b"m"));
+        assert_eq!(a.derive("x").sign(b"m"), a.derive("x").sign(b"m"));
+        assert_eq!(format!("{a:?}"), "ServerSecret([redacted])");
+    }
+
+    #[test]
+    fn secret_file_is_created_once_with_private_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret.key");
+        let first = ServerSecret::load_or_create(&path).unwrap();
+        let second = ServerSecret::load_or_create(&path).unwrap();
+        assert_eq!(first.0, second.0);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+}

@@ -1,0 +1,72 @@
+#![warn(missing_docs)]
+
+//! # Tessera: session and token authentication, side by side
+//!
+//! The engine behind the `tessera` server, usable on its own: one [`Authenticator`] over one
+//! user base gives you
+//!
+//! - **sessions**: a 256-bit random id in a cookie, only its SHA-256 in the store, idle and
+//!   absolute lifetimes, coalesced renewal, listing and revocation;
+//! - **tokens**: short-lived JWT access tokens (EdDSA by default; ES256, RS256, or HS256 with a
+//!   configured secret) and single-use rotating refresh tokens with a retry grace and theft
+//!   detection; revocation that takes effect on the very next request;
+//! - a security floor: argon2id on a bounded worker pool, timing-safe logins for unknown users,
+//!   login throttling per username and per IP, CSRF tokens for cookie credentials.
+//!
+//! Stores sit behind small traits ([`store`]); the in-memory and SQLite backends ship here.
+//! There is no HTTP framework inside: `tessera-axum` maps all of this onto axum.
+//!
+//! ```
+//! use secrecy::SecretString;
+//! use tessera::{AuthMethod, Authenticator, Settings, store::{ClientInfo, Stores}};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), tessera::Error> {
+//! let mut settings = Settings::new();
+//! # settings.password.params = tessera::password::Argon2Params { memory_kib: 64, iterations: 1, parallelism: 1 };
+//! let auth = Authenticator::builder(settings, Stores::memory()).build().await?;
+//! let password = SecretString::from("correct horse battery".to_owned());
+//! auth.register("alice", &password).await?;
+//!
+//! // Session login: the cookie value is `new.secret`.
+//! let user = auth.login(AuthMethod::Session, "alice", &password, None).await?;
+//! let new = auth.start_session(&user, ClientInfo::default()).await?;
+//! let (principal, _) = auth.authenticate_session(&new.secret).await?;
+//! assert_eq!(principal.username, "alice");
+//!
+//! // Token login: a JWT for every request, a refresh token to get the next one.
+//! let user = auth.login(AuthMethod::Token, "alice", &password, None).await?;
+//! let grant = auth.issue_tokens(&user, ClientInfo::default()).await?;
+//! let principal = auth.authenticate_token(&grant.access.token)?;
+//! assert_eq!(principal.method, AuthMethod::Token);
+//! let next = auth.refresh(&grant.refresh.token).await?;
+//!
+//! // Revoking the family makes its access tokens fail at once.
+//! auth.revoke_token(&next.refresh.token).await?;
+//! assert!(auth.authenticate_token(&next.access.token).is_err());
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod authenticator;
+pub mod clock;
+pub mod crypto;
+pub mod csrf;
+pub mod error;
+pub mod fsutil;
+pub mod ids;
+pub mod limit;
+pub mod metrics;
+pub mod password;
+pub mod principal;
+pub mod session;
+pub mod settings;
+pub mod store;
+pub mod token;
+
+pub use authenticator::{Authenticator, AuthenticatorBuilder, LoginInfo, TokenGrant};
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use crypto::ServerSecret;
+pub use error::Error;
+pub use principal::{AuthMethod, Principal};
+pub use settings::Settings;

@@ -1,0 +1,316 @@
+//! Counters and latency histograms for logins, authenticated requests and refreshes, kept in
+//! atomics (no locks, no allocation on the hot path) and rendered in the Prometheus text format.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::principal::AuthMethod;
+
+/// Upper bounds of the latency buckets, in seconds: from 25 µs (a cached token check) to
+/// 2.5 s (a login queued behind a burst of argon2 work).
+const BUCKETS: [f64; 16] = [
+    0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
+    0.25, 0.5, 1.0, 2.5,
+];
+
+/// A latency histogram with fixed buckets.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_nanos: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn observe(&self, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        if let Some(index) = BUCKETS.iter().position(|bound| seconds <= *bound) {
+            self.buckets[index].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// Observations so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// Appends the `_bucket`, `_sum` and `_count` series with `labels` (`k="v",…` or empty).
+    pub fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        let mut cumulative = 0;
+        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
+            cumulative += bucket.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}");
+        }
+        let count = self.count();
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+        let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        let braces = |l: &str| if l.is_empty() { String::new() } else { format!("{{{l}}}") };
+        let _ = writeln!(out, "{name}_sum{} {sum}", braces(labels));
+        let _ = writeln!(out, "{name}_count{} {count}", braces(labels));
+    }
+}
+
+/// How a login ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginOutcome {
+    /// Credentials accepted.
+    Success,
+    /// Wrong username or password.
+    InvalidCredentials,
+    /// Refused by throttling before the password was checked.
+    RateLimited,
+    /// A store or internal failure.
+    Error,
+}
+
+impl LoginOutcome {
+    const ALL: [LoginOutcome; 4] = [
+        LoginOutcome::Success,
+        LoginOutcome::InvalidCredentials,
+        LoginOutcome::RateLimited,
+        LoginOutcome::Error,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            LoginOutcome::Success => "success",
+            LoginOutcome::InvalidCredentials => "invalid_credentials",
+            LoginOutcome::RateLimited => "rate_limited",
+            LoginOutcome::Error => "error",
+        }
+    }
+}
+
+/// How a credential check on a request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthOutcome {
+    /// Authenticated.
+    Ok,
+    /// Credentials refused (unknown, expired, revoked, bad signature).
+    Rejected,
+    /// A store or internal failure.
+    Error,
+}
+
+impl AuthOutcome {
+    const ALL: [AuthOutcome; 3] = [AuthOutcome::Ok, AuthOutcome::Rejected, AuthOutcome::Error];
+
+    fn label(self) -> &'static str {
+        match self {
+            AuthOutcome::Ok => "ok",
+            AuthOutcome::Rejected => "rejected",
+            AuthOutcome::Error => "error",
+        }
+    }
+}
+
+/// How a refresh ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshResult {
+    /// A live token was rotated.
+    Rotated,
+    /// A lost response was retried within the grace window.
+    Retried,
+    /// A spent token was reused: the family was revoked.
+    Reused,
+    /// Unknown, malformed or expired token.
+    Rejected,
+    /// A store or internal failure.
+    Error,
+}
+
+impl RefreshResult {
+    const ALL: [RefreshResult; 5] = [
+        RefreshResult::Rotated,
+        RefreshResult::Retried,
+        RefreshResult::Reused,
+        RefreshResult::Rejected,
+        RefreshResult::Error,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            RefreshResult::Rotated => "rotated",
+            RefreshResult::Retried => "retried",
+            RefreshResult::Reused => "reused",
+            RefreshResult::Rejected => "rejected",
+            RefreshResult::Error => "error",
+        }
+    }
+}
+
+const METHODS: [AuthMethod; 2] = [AuthMethod::Session, AuthMethod::Token];
+
+fn method_index(method: AuthMethod) -> usize {
+    match method {
+        AuthMethod::Session => 0,
+        AuthMethod::Token => 1,
+    }
+}
+
+/// The engine's metrics.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    logins: [[AtomicU64; LoginOutcome::ALL.len()]; 2],
+    login_seconds: [Histogram; 2],
+    authentications: [[AtomicU64; AuthOutcome::ALL.len()]; 2],
+    authentication_seconds: [Histogram; 2],
+    refreshes: [AtomicU64; RefreshResult::ALL.len()],
+    registrations: AtomicU64,
+}
+
+impl Metrics {
+    /// Records a login attempt and how long it took.
+    pub fn login(&self, method: AuthMethod, outcome: LoginOutcome, elapsed: Duration) {
+        let m = method_index(method);
+        let o = outcome as usize;
+        self.logins[m][o].fetch_add(1, Ordering::Relaxed);
+        self.login_seconds[m].observe(elapsed);
+    }
+
+    /// Records a credential check on a request and how long it took.
+    pub fn authentication(&self, method: AuthMethod, outcome: AuthOutcome, elapsed: Duration) {
+        let m = method_index(method);
+        let o = outcome as usize;
+        self.authentications[m][o].fetch_add(1, Ordering::Relaxed);
+        self.authentication_seconds[m].observe(elapsed);
+    }
+
+    /// Records a refresh.
+    pub fn refresh(&self, result: RefreshResult) {
+        let r = result as usize;
+        self.refreshes[r].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records a registration.
+    pub fn registration(&self) {
+        self.registrations.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Appends every series in the Prometheus text format.
+    pub fn render(&self, out: &mut String) {
+        header(out, "tessera_logins_total", "counter", "Login attempts by method and outcome.");
+        for method in METHODS {
+            for outcome in LoginOutcome::ALL {
+                let o = outcome as usize;
+                let value = self.logins[method_index(method)][o].load(Ordering::Relaxed);
+                let _ = writeln!(
+                    out,
+                    "tessera_logins_total{{method=\"{}\",outcome=\"{}\"}} {value}",
+                    method.as_str(),
+                    outcome.label()
+                );
+            }
+        }
+        header(
+            out,
+            "tessera_login_duration_seconds",
+            "histogram",
+            "Login latency, password check included.",
+        );
+        for method in METHODS {
+            self.login_seconds[method_index(method)].render(
+                out,
+                "tessera_login_duration_seconds",
+                &format!("method=\"{}\"", method.as_str()),
+            );
+        }
+        header(
+            out,
+            "tessera_authentications_total",
+            "counter",
+            "Credential checks of authenticated requests by method and outcome.",
+        );
+        for method in METHODS {
+            for outcome in AuthOutcome::ALL {
+                let o = outcome as usize;
+                let value = self.authentications[method_index(method)][o].load(Ordering::Relaxed);
+                let _ = writeln!(
+                    out,
+                    "tessera_authentications_total{{method=\"{}\",outcome=\"{}\"}} {value}",
+                    method.as_str(),
+                    outcome.label()
+                );
+            }
+        }
+        header(
+            out,
+            "tessera_authentication_duration_seconds",
+            "histogram",
+            "Latency of the credential check of an authenticated request.",
+        );
+        for method in METHODS {
+            self.authentication_seconds[method_index(method)].render(
+                out,
+                "tessera_authentication_duration_seconds",
+                &format!("method=\"{}\"", method.as_str()),
+            );
+        }
+        header(out, "tessera_refreshes_total", "counter", "Refresh-token presentations by result.");
+        for result in RefreshResult::ALL {
+            let r = result as usize;
+            let value = self.refreshes[r].load(Ordering::Relaxed);
+            let _ =
+                writeln!(out, "tessera_refreshes_total{{result=\"{}\"}} {value}", result.label());
+        }
+        header(out, "tessera_registrations_total", "counter", "Users created.");
+        let _ = writeln!(
+            out,
+            "tessera_registrations_total {}",
+            self.registrations.load(Ordering::Relaxed)
+        );
+    }
+}
+
+/// Appends the `# HELP` and `# TYPE` lines of a metric family.
+pub fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let h = Histogram::default();
+        h.observe(Duration::from_micros(20));
+        h.observe(Duration::from_millis(3));
+        h.observe(Duration::from_secs(10));
+        let mut out = String::new();
+        h.render(&mut out, "x", "m=\"a\"");
+        assert!(out.contains("x_bucket{m=\"a\",le=\"0.000025\"} 1\n"), "{out}");
+        assert!(out.contains("x_bucket{m=\"a\",le=\"0.005\"} 2\n"), "{out}");
+        assert!(out.contains("x_bucket{m=\"a\",le=\"2.5\"} 2\n"), "{out}");
+        assert!(out.contains("x_bucket{m=\"a\",le=\"+Inf\"} 3\n"), "{out}");
+        assert!(out.contains("x_count{m=\"a\"} 3\n"), "{out}");
+        assert!(out.contains("x_sum{m=\"a\"} 10.00302\n"), "{out}");
+    }
+
+    #[test]
+    fn renders_counters_by_label() {
+        let m = Metrics::default();
+        m.login(AuthMethod::Token, LoginOutcome::RateLimited, Duration::from_millis(1));
+        m.authentication(AuthMethod::Session, AuthOutcome::Ok, Duration::from_micros(30));
+        m.refresh(RefreshResult::Reused);
+        let mut out = String::new();
+        m.render(&mut out);
+        assert!(
+            out.contains("tessera_logins_total{method=\"token\",outcome=\"rate_limited\"} 1\n")
+        );
+        assert!(out.contains("tessera_logins_total{method=\"session\",outcome=\"success\"} 0\n"));
+        assert!(
+            out.contains("tessera_authentications_total{method=\"session\",outcome=\"ok\"} 1\n")
+        );
+        assert!(out.contains("tessera_refreshes_total{result=\"reused\"} 1\n"));
+        assert!(out.contains("# TYPE tessera_login_duration_seconds histogram\n"));
+        assert!(out.contains("tessera_login_duration_seconds_count{method=\"token\"} 1\n"));
+    }
+}

@@ -1,0 +1,339 @@
+//! Server-side sessions: creation at login, the per-request check, idle and absolute lifetimes,
+//! renewal, listing and deletion.
+//!
+//! The cookie carries a 256-bit random id; the store sees only its SHA-256. Renewal (moving
+//! the idle deadline on use) is coalesced: a request records "seen now" in memory only when the
+//! last recorded use is older than a small granularity, and a background flush writes the batch
+//! in one transaction. Reads merge the pending value, so deadlines stay exact.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::clock::{Clock, Timestamp};
+use crate::crypto::{B64URL, Digest, random_secret, sha256};
+use crate::error::Error;
+use crate::ids;
+use crate::settings::SessionSettings;
+use crate::store::{ClientInfo, SessionRecord, SessionStore, StoreError};
+
+/// Length of a session id: base64url of 32 bytes.
+const SESSION_ID_LEN: usize = 43;
+
+/// A session just created: the secret for the cookie, and the record.
+#[derive(Debug)]
+pub struct NewSession {
+    /// The cookie value (shown once; only its digest is stored).
+    pub secret: SecretString,
+    /// The session as stored.
+    pub session: ActiveSession,
+}
+
+/// A live session as a request sees it.
+#[derive(Debug, Clone)]
+pub struct ActiveSession {
+    /// The stored record, with `last_seen_at` including pending renewals.
+    pub record: SessionRecord,
+    /// When the session ends if unused (never after `record.expires_at`).
+    pub idle_expires_at: Timestamp,
+}
+
+/// Creates, checks, renews and ends sessions.
+#[derive(Debug)]
+pub struct SessionManager {
+    store: Arc<dyn SessionStore>,
+    clock: Arc<dyn Clock>,
+    settings: SessionSettings,
+    /// Uses newer than the store's `last_seen_at`, not yet written.
+    pending: Mutex<HashMap<Digest, Timestamp>>,
+}
+
+impl SessionManager {
+    /// Sessions kept in `store`.
+    pub fn new(
+        store: Arc<dyn SessionStore>,
+        settings: SessionSettings,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        SessionManager { store, clock, settings, pending: Mutex::new(HashMap::new()) }
+    }
+
+    /// The store behind the manager.
+    pub fn store(&self) -> &Arc<dyn SessionStore> {
+        &self.store
+    }
+
+    /// How stale a recorded use may get before a request records a new one: 1/60 of the idle
+    /// timeout, between 1 s and 60 s. Deadlines remain exact to within this.
+    fn renew_granularity(&self) -> Duration {
+        (self.settings.idle_timeout / 60).clamp(Duration::from_secs(1), Duration::from_secs(60))
+    }
+
+    /// Starts a session for a user who just logged in.
+    pub async fn create(
+        &self,
+        user_id: &str,
+        username: &str,
+        client: ClientInfo,
+    ) -> Result<NewSession, Error> {
+        let now = self.clock.now();
+        let secret = random_secret()?;
+        let record = SessionRecord {
+            token_hash: sha256(secret.as_bytes()),
+            sid: ids::uuid_v7(now)?,
+            user_id: user_id.to_owned(),
+            username: username.to_owned(),
+            created_at: now,
+            last_seen_at: now,
+            expires_at: now.plus(self.settings.absolute_lifetime),
+            client,
+        };
+        self.store.insert_session(&record).await?;
+        let session = self.active(record);
+        Ok(NewSession { secret: secret.into(), session })
+    }
+
+    /// The digest of a cookie value, or `None` if it cannot be a session id.
+    pub fn digest(cookie_value: &str) -> Option<Digest> {
+        (cookie_value.len() == SESSION_ID_LEN && B64URL.decode(cookie_value).is_ok())
+            .then(|| sha256(cookie_value.as_bytes()))
+    }
+
+    /// Checks a cookie value and renews the session's idle deadline.
+    ///
+    /// Unknown or malformed ids are [`Error::Unauthorized`]; a session past a deadline is
+    /// deleted and reported as [`Error::SessionExpired`].
+    pub async fn authenticate(&self, cookie_value: &SecretString) -> Result<ActiveSession, Error> {
+        let digest = Self::digest(cookie_value.expose_secret()).ok_or(Error::Unauthorized)?;
+        let record = self.store.find_session(&digest).await?.ok_or(Error::Unauthorized)?;
+        let now = self.clock.now();
+        let mut session = self.active(record);
+        if now >= session.idle_expires_at {
+            self.delete(&digest).await?;
+            return Err(Error::SessionExpired);
+        }
+        if now.since(session.record.last_seen_at) >= self.renew_granularity() {
+            self.lock_pending().insert(digest, now);
+            session.record.last_seen_at = now;
+            session.idle_expires_at = self.idle_deadline(&session.record);
+        }
+        Ok(session)
+    }
+
+    /// Deletes the session with this digest; returns it if it existed.
+    pub async fn delete(&self, digest: &Digest) -> Result<Option<SessionRecord>, Error> {
+        self.lock_pending().remove(digest);
+        Ok(self.store.delete_session(digest).await?)
+    }
+
+    /// Deletes the user's session with public handle `sid`.
+    pub async fn delete_for_user(
+        &self,
+        user_id: &str,
+        sid: &str,
+    ) -> Result<Option<SessionRecord>, Error> {
+        let deleted = self.store.delete_user_session(user_id, sid).await?;
+        if let Some(record) = &deleted {
+            self.lock_pending().remove(&record.token_hash);
+        }
+        Ok(deleted)
+    }
+
+    /// Deletes every session of the user except `keep_sid`; returns how many.
+    pub async fn delete_all_for_user(
+        &self,
+        user_id: &str,
+        keep_sid: Option<&str>,
+    ) -> Result<usize, Error> {
+        let deleted = self.store.delete_user_sessions(user_id, keep_sid).await?;
+        let mut pending = self.lock_pending();
+        for digest in &deleted {
+            pending.remove(digest);
+        }
+        Ok(deleted.len())
+    }
+
+    /// The user's live sessions, oldest first.
+    pub async fn list(&self, user_id: &str) -> Result<Vec<ActiveSession>, Error> {
+        let now = self.clock.now();
+        let records = self.store.list_user_sessions(user_id).await?;
+        Ok(records
+            .into_iter()
+            .map(|r| self.active(r))
+            .filter(|s| s.idle_expires_at > now)
+            .collect())
+    }
+
+    /// Writes pending renewals to the store. On failure they stay pending for the next try.
+    pub async fn flush_renewals(&self) -> Result<usize, StoreError> {
+        let batch: Vec<(Digest, Timestamp)> = self.lock_pending().drain().collect();
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        match self.store.touch_sessions(&batch).await {
+            Ok(()) => Ok(batch.len()),
+            Err(e) => {
+                let mut pending = self.lock_pending();
+                for (digest, seen) in batch {
+                    let entry = pending.entry(digest).or_insert(seen);
+                    *entry = (*entry).max(seen);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Deletes sessions past either deadline from the store.
+    pub async fn purge_expired(&self) -> Result<u64, StoreError> {
+        let now = self.clock.now();
+        // Pending renewals must land first, or a session in use could look idle.
+        self.flush_renewals().await?;
+        self.store.delete_expired_sessions(now, now.minus(self.settings.idle_timeout)).await
+    }
+
+    /// The record with pending renewals merged, and its idle deadline.
+    fn active(&self, mut record: SessionRecord) -> ActiveSession {
+        if let Some(seen) = self.lock_pending().get(&record.token_hash) {
+            record.last_seen_at = record.last_seen_at.max(*seen);
+        }
+        let idle_expires_at = self.idle_deadline(&record);
+        ActiveSession { record, idle_expires_at }
+    }
+
+    fn idle_deadline(&self, record: &SessionRecord) -> Timestamp {
+        record.last_seen_at.plus(self.settings.idle_timeout).min(record.expires_at)
+    }
+
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<Digest, Timestamp>> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::store::memory::MemoryStore;
+
+    const MIN: Duration = Duration::from_secs(60);
+
+    fn setup() -> (SessionManager, Arc<ManualClock>, Arc<MemoryStore>) {
+        let clock = Arc::new(ManualClock::new(Timestamp::from_unix_seconds(1_800_000_000)));
+        let store = Arc::new(MemoryStore::default());
+        let manager = SessionManager::new(store.clone(), SessionSettings::default(), clock.clone());
+        (manager, clock, store)
+    }
+
+    #[tokio::test]
+    async fn creates_a_session_whose_store_never_sees_the_id() {
+        let (manager, clock, store) = setup();
+        let new = manager.create("u1", "alice", ClientInfo::default()).await.unwrap();
+        let id = new.secret.expose_secret();
+        assert_eq!(id.len(), 43);
+        assert_eq!(new.session.record.expires_at, clock.now().plus(12 * 60 * MIN));
+        assert_eq!(new.session.idle_expires_at, clock.now().plus(30 * MIN));
+        assert_ne!(new.session.record.sid, id.to_string(), "the public handle is not the secret");
+        let stored = store.find_session(&sha256(id.as_bytes())).await.unwrap().unwrap();
+        assert_eq!(stored.token_hash, sha256(id.as_bytes()));
+        assert!(!format!("{stored:?}").contains(id));
+    }
+
+    #[tokio::test]
+    async fn use_renews_the_idle_deadline() {
+        let (manager, clock, _) = setup();
+        let new = manager.create("u1", "alice", ClientInfo::default()).await.unwrap();
+        clock.advance(29 * MIN);
+        let s = manager.authenticate(&new.secret).await.unwrap();
+        assert_eq!(s.idle_expires_at, clock.now().plus(30 * MIN));
+        clock.advance(29 * MIN);
+        assert!(manager.authenticate(&new.secret).await.is_ok(), "58 minutes in, used twice");
+    }
+
+    #[tokio::test]
+    async fn idle_sessions_expire_and_are_deleted() {
+        let (manager, clock, store) = setup();
+        let new = manager.create("u1", "alice", ClientInfo::default()).await.unwrap();
+        clock.advance(30 * MIN);
+        assert!(matches!(manager.authenticate(&new.secret).await, Err(Error::SessionExpired)));
+        assert!(store.list_user_sessions("u1").await.unwrap().is_empty());
+        assert!(matches!(manager.authenticate(&new.secret).await, Err(Error::Unauthorized)));
+    }
+
+    #[tokio::test]
+    async fn the_absolute_lifetime_ends_even_a_busy_session() {
+        let (manager, clock, _) = setup();
+        let new = manager.create("u1", "alice", ClientInfo::default()).await.unwrap();
+        for _ in 0..(12 * 60 / 20 - 1) {
+            clock.advance(20 * MIN);
+            manager.authenticate(&new.secret).await.unwrap();
+        }
+        let s = manager.authenticate(&new.secret).await.unwrap();
+        assert_eq!(s.idle_expires_at, s.record.expires_at, "the idle deadline is capped");
+        clock.advance(20 * MIN);
+        assert!(matches!(manager.authenticate(&new.secret).await, Err(Error::SessionExpired)));
+    }
+
+    #[tokio::test]
+    async fn renewals_are_coalesced_and_flushed() {
+        let (manager, clock, store) = setup();
+        let new = manager.create("u1", "alice", ClientInfo::default()).await.unwrap();
+        let digest = sha256(new.secret.expose_secret().as_bytes());
+        manager.authenticate(&new.secret).await.unwrap();
+        assert_eq!(manager.lock_pending().len(), 0, "a use right after login records nothing");
+        clock.advance(Duration::from_secs(45));
+        manager.authenticate(&new.secret).await.unwrap();
+        assert_eq!(manager.lock_pending().get(&digest), Some(&clock.now()));
+        let stored = store.find_session(&digest).await.unwrap().unwrap();
+        assert!(stored.last_seen_at < clock.now(), "not written yet");
+        assert_eq!(manager.flush_renewals().await.unwrap(), 1);
+        let stored = store.find_session(&digest).await.unwrap().unwrap();
+        assert_eq!(stored.last_seen_at, clock.now());
+        assert_eq!(manager.flush_renewals().await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn malformed_and_unknown_ids_are_unauthorized() {
+        let (manager, _, _) = setup();
+        for bad in ["", "x", &"A".repeat(43), &"*".repeat(43), &"A".repeat(44)] {
+            let result = manager.authenticate(&SecretString::from(bad.to_owned())).await;
+            assert!(matches!(result, Err(Error::Unauthorized)), "{bad:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn lists_and_deletes_per_user() {
+        let (manager, clock, _) = setup();
+        let a = manager.create("u1", "alice", ClientInfo::default()).await.unwrap();
+        clock.advance(MIN);
+        let b = manager.create("u1", "alice", ClientInfo::default()).await.unwrap();
+        let other = manager.create("u2", "bob", ClientInfo::default()).await.unwrap();
+        let list = manager.list("u1").await.unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0].record.sid, a.session.record.sid, "oldest first");
+        assert!(manager.delete_for_user("u1", &other.session.record.sid).await.unwrap().is_none());
+        assert_eq!(
+            manager.delete_all_for_user("u1", Some(&b.session.record.sid)).await.unwrap(),
+            1
+        );
+        assert!(manager.authenticate(&b.secret).await.is_ok());
+        assert!(manager.authenticate(&a.secret).await.is_err());
+        assert!(manager.authenticate(&other.secret).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn purge_removes_expired_sessions_only() {
+        let (manager, clock, store) = setup();
+        let old = manager.create("u1", "alice", ClientInfo::default()).await.unwrap();
+        clock.advance(20 * MIN);
+        let fresh = manager.create("u1", "alice", ClientInfo::default()).await.unwrap();
+        clock.advance(15 * MIN);
+        assert_eq!(manager.purge_expired().await.unwrap(), 1);
+        let left = store.list_user_sessions("u1").await.unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].sid, fresh.session.record.sid);
+        let _ = old;
+    }
+}

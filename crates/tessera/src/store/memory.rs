@@ -1,0 +1,320 @@
+//! An in-memory implementation of every store trait: one mutex over plain maps. For unit tests
+//! and experiments; nothing survives the process.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+
+use super::{
+    FamilyRecord, RefreshStore, RefreshTokenRecord, RevocationStore, Rotation, SessionRecord,
+    SessionStore, StoreError, UserRecord, UserStore,
+};
+use crate::clock::Timestamp;
+use crate::crypto::Digest;
+
+/// Every kind of state in process memory.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    users: HashMap<String, UserRecord>,
+    user_ids_by_name: HashMap<String, String>,
+    sessions: HashMap<Digest, SessionRecord>,
+    families: HashMap<String, FamilyRecord>,
+    refresh_tokens: HashMap<Digest, RefreshTokenRecord>,
+    revocations: HashMap<String, Timestamp>,
+}
+
+impl MemoryStore {
+    fn lock(&self) -> Result<MutexGuard<'_, Inner>, StoreError> {
+        self.inner.lock().map_err(|_| StoreError::Unavailable("memory store lock poisoned".into()))
+    }
+}
+
+impl Inner {
+    fn delete_family(&mut self, sid: &str) -> Option<FamilyRecord> {
+        let family = self.families.remove(sid)?;
+        self.refresh_tokens.retain(|_, t| t.sid != sid);
+        Some(family)
+    }
+}
+
+#[async_trait]
+impl UserStore for MemoryStore {
+    async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        if inner.user_ids_by_name.contains_key(&user.username) || inner.users.contains_key(&user.id)
+        {
+            return Err(StoreError::Conflict);
+        }
+        inner.user_ids_by_name.insert(user.username.clone(), user.id.clone());
+        inner.users.insert(user.id.clone(), user.clone());
+        Ok(())
+    }
+
+    async fn find_user_by_username(
+        &self,
+        username: &str,
+    ) -> Result<Option<UserRecord>, StoreError> {
+        let inner = self.lock()?;
+        Ok(inner.user_ids_by_name.get(username).and_then(|id| inner.users.get(id)).cloned())
+    }
+
+    async fn find_user_by_id(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
+        Ok(self.lock()?.users.get(id).cloned())
+    }
+
+    async fn update_password_hash(
+        &self,
+        id: &str,
+        password_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock()?;
+        Ok(match inner.users.get_mut(id) {
+            Some(user) => {
+                user.password_hash = password_hash.to_owned();
+                true
+            }
+            None => false,
+        })
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.lock().map(|_| ())
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    async fn insert_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        if inner.sessions.contains_key(&session.token_hash)
+            || inner.sessions.values().any(|s| s.sid == session.sid)
+        {
+            return Err(StoreError::Conflict);
+        }
+        inner.sessions.insert(session.token_hash, session.clone());
+        Ok(())
+    }
+
+    async fn find_session(&self, token_hash: &Digest) -> Result<Option<SessionRecord>, StoreError> {
+        Ok(self.lock()?.sessions.get(token_hash).cloned())
+    }
+
+    async fn touch_sessions(&self, touches: &[(Digest, Timestamp)]) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        for (hash, seen) in touches {
+            if let Some(session) = inner.sessions.get_mut(hash) {
+                session.last_seen_at = session.last_seen_at.max(*seen);
+            }
+        }
+        Ok(())
+    }
+
+    async fn delete_session(
+        &self,
+        token_hash: &Digest,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        Ok(self.lock()?.sessions.remove(token_hash))
+    }
+
+    async fn delete_user_session(
+        &self,
+        user_id: &str,
+        sid: &str,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let mut inner = self.lock()?;
+        let hash = inner
+            .sessions
+            .values()
+            .find(|s| s.sid == sid && s.user_id == user_id)
+            .map(|s| s.token_hash);
+        Ok(hash.and_then(|h| inner.sessions.remove(&h)))
+    }
+
+    async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<SessionRecord>, StoreError> {
+        let inner = self.lock()?;
+        let mut list: Vec<_> =
+            inner.sessions.values().filter(|s| s.user_id == user_id).cloned().collect();
+        list.sort_by(|a, b| (a.created_at, &a.sid).cmp(&(b.created_at, &b.sid)));
+        Ok(list)
+    }
+
+    async fn delete_user_sessions(
+        &self,
+        user_id: &str,
+        keep_sid: Option<&str>,
+    ) -> Result<Vec<Digest>, StoreError> {
+        let mut inner = self.lock()?;
+        let doomed: Vec<Digest> = inner
+            .sessions
+            .values()
+            .filter(|s| s.user_id == user_id && Some(s.sid.as_str()) != keep_sid)
+            .map(|s| s.token_hash)
+            .collect();
+        for hash in &doomed {
+            inner.sessions.remove(hash);
+        }
+        Ok(doomed)
+    }
+
+    async fn delete_expired_sessions(
+        &self,
+        now: Timestamp,
+        idle_cutoff: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let mut inner = self.lock()?;
+        let before = inner.sessions.len();
+        inner.sessions.retain(|_, s| s.expires_at > now && s.last_seen_at > idle_cutoff);
+        Ok((before - inner.sessions.len()) as u64)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.lock().map(|_| ())
+    }
+}
+
+#[async_trait]
+impl RefreshStore for MemoryStore {
+    async fn create_family(
+        &self,
+        family: &FamilyRecord,
+        first: &RefreshTokenRecord,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        if inner.families.contains_key(&family.sid)
+            || inner.refresh_tokens.contains_key(&first.token_hash)
+        {
+            return Err(StoreError::Conflict);
+        }
+        inner.families.insert(family.sid.clone(), family.clone());
+        inner.refresh_tokens.insert(first.token_hash, first.clone());
+        Ok(())
+    }
+
+    async fn find_refresh_token(
+        &self,
+        token_hash: &Digest,
+    ) -> Result<Option<(RefreshTokenRecord, FamilyRecord)>, StoreError> {
+        let inner = self.lock()?;
+        Ok(inner.refresh_tokens.get(token_hash).and_then(|token| {
+            inner.families.get(&token.sid).map(|family| (token.clone(), family.clone()))
+        }))
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        spent_hash: &Digest,
+        successor: &RefreshTokenRecord,
+        now: Timestamp,
+    ) -> Result<Rotation, StoreError> {
+        let mut inner = self.lock()?;
+        let Some(token) = inner.refresh_tokens.get_mut(spent_hash) else {
+            return Ok(Rotation::AlreadySpent);
+        };
+        if token.spent_at.is_some() {
+            return Ok(Rotation::AlreadySpent);
+        }
+        token.spent_at = Some(now);
+        let sid = token.sid.clone();
+        inner.refresh_tokens.insert(successor.token_hash, successor.clone());
+        if let Some(family) = inner.families.get_mut(&sid) {
+            family.last_used_at = now;
+        }
+        Ok(Rotation::Rotated)
+    }
+
+    async fn find_family(&self, sid: &str) -> Result<Option<FamilyRecord>, StoreError> {
+        Ok(self.lock()?.families.get(sid).cloned())
+    }
+
+    async fn delete_family(
+        &self,
+        sid: &str,
+        user_id: Option<&str>,
+    ) -> Result<Option<FamilyRecord>, StoreError> {
+        let mut inner = self.lock()?;
+        match inner.families.get(sid) {
+            Some(f) if user_id.is_none_or(|u| f.user_id == u) => Ok(inner.delete_family(sid)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn list_user_families(&self, user_id: &str) -> Result<Vec<FamilyRecord>, StoreError> {
+        let inner = self.lock()?;
+        let mut list: Vec<_> =
+            inner.families.values().filter(|f| f.user_id == user_id).cloned().collect();
+        list.sort_by(|a, b| (a.created_at, &a.sid).cmp(&(b.created_at, &b.sid)));
+        Ok(list)
+    }
+
+    async fn delete_user_families(
+        &self,
+        user_id: &str,
+        keep_sid: Option<&str>,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut inner = self.lock()?;
+        let doomed: Vec<String> = inner
+            .families
+            .values()
+            .filter(|f| f.user_id == user_id && Some(f.sid.as_str()) != keep_sid)
+            .map(|f| f.sid.clone())
+            .collect();
+        for sid in &doomed {
+            inner.delete_family(sid);
+        }
+        Ok(doomed)
+    }
+
+    async fn delete_expired_families(
+        &self,
+        now: Timestamp,
+        idle_cutoff: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let mut inner = self.lock()?;
+        let doomed: Vec<String> = inner
+            .families
+            .values()
+            .filter(|f| f.expires_at <= now || f.last_used_at <= idle_cutoff)
+            .map(|f| f.sid.clone())
+            .collect();
+        for sid in &doomed {
+            inner.delete_family(sid);
+        }
+        Ok(doomed.len() as u64)
+    }
+}
+
+#[async_trait]
+impl RevocationStore for MemoryStore {
+    async fn insert_revocation(&self, sid: &str, until: Timestamp) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        let entry = inner.revocations.entry(sid.to_owned()).or_insert(until);
+        *entry = (*entry).max(until);
+        Ok(())
+    }
+
+    async fn active_revocations(
+        &self,
+        now: Timestamp,
+    ) -> Result<Vec<(String, Timestamp)>, StoreError> {
+        let inner = self.lock()?;
+        Ok(inner
+            .revocations
+            .iter()
+            .filter(|(_, until)| **until > now)
+            .map(|(s, u)| (s.clone(), *u))
+            .collect())
+    }
+
+    async fn delete_expired_revocations(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let mut inner = self.lock()?;
+        let before = inner.revocations.len();
+        inner.revocations.retain(|_, until| *until > now);
+        Ok((before - inner.revocations.len()) as u64)
+    }
+}

@@ -1,0 +1,304 @@
+//! Persistence behind small traits, one per kind of state: users, sessions, refresh-token
+//! families and revocations. The engine only ever talks to these traits; each backend
+//! (in-memory for tests, SQLite as the embedded default) implements them in its own module.
+//!
+//! Records never hold a usable secret: session ids and refresh tokens appear only as their
+//! SHA-256 digest, passwords only as argon2id PHC strings.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::clock::Timestamp;
+use crate::crypto::Digest;
+
+pub mod memory;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was broken (a username or id that already exists).
+    #[error("a record with that key already exists")]
+    Conflict,
+    /// The backend could not be reached or failed; requests must fail closed.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The backend returned data that does not make sense (a corrupt row, a bad migration).
+    #[error("store data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// A registered user.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// Opaque id (UUID v7).
+    pub id: String,
+    /// Lower-cased username, unique.
+    pub username: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// When the user registered.
+    pub created_at: Timestamp,
+}
+
+impl fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserRecord")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .field("password_hash", &"[redacted]")
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+/// Where a login came from, as recorded for the session list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientInfo {
+    /// The client's IP address as the server saw it.
+    pub ip: Option<String>,
+    /// The `User-Agent` header, truncated.
+    pub user_agent: Option<String>,
+}
+
+/// A server-side session. The cookie's secret is stored only as `token_hash`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// SHA-256 of the secret session id carried by the cookie.
+    pub token_hash: Digest,
+    /// Public handle for listing and revoking (never the cookie's value).
+    pub sid: String,
+    /// The user's id.
+    pub user_id: String,
+    /// The user's username, kept here so a request needs no user lookup.
+    pub username: String,
+    /// Login time.
+    pub created_at: Timestamp,
+    /// Last authenticated use as persisted (renewals are coalesced, see the session manager).
+    pub last_seen_at: Timestamp,
+    /// Absolute deadline.
+    pub expires_at: Timestamp,
+    /// Where the login came from.
+    pub client: ClientInfo,
+}
+
+impl fmt::Debug for SessionRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionRecord")
+            .field("token_hash", &"[redacted]")
+            .field("sid", &self.sid)
+            .field("user_id", &self.user_id)
+            .field("username", &self.username)
+            .field("created_at", &self.created_at)
+            .field("last_seen_at", &self.last_seen_at)
+            .field("expires_at", &self.expires_at)
+            .field("client", &self.client)
+            .finish()
+    }
+}
+
+/// A refresh-token family: the chain of refresh tokens that descend from one token login.
+/// Its `sid` is also the `sid` claim of every access token issued from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FamilyRecord {
+    /// Public handle (the access tokens' `sid`).
+    pub sid: String,
+    /// The user's id.
+    pub user_id: String,
+    /// The user's username.
+    pub username: String,
+    /// Login time.
+    pub created_at: Timestamp,
+    /// Last successful refresh (or login).
+    pub last_used_at: Timestamp,
+    /// Absolute deadline of the family.
+    pub expires_at: Timestamp,
+    /// Where the login came from.
+    pub client: ClientInfo,
+}
+
+/// One refresh token of a family, stored by digest.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RefreshTokenRecord {
+    /// SHA-256 of the token.
+    pub token_hash: Digest,
+    /// The family it belongs to.
+    pub sid: String,
+    /// When it was issued (its idle lifetime counts from here).
+    pub issued_at: Timestamp,
+    /// When it was exchanged for its successor; `None` while it is the family's live token.
+    pub spent_at: Option<Timestamp>,
+}
+
+impl fmt::Debug for RefreshTokenRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RefreshTokenRecord")
+            .field("token_hash", &"[redacted]")
+            .field("sid", &self.sid)
+            .field("issued_at", &self.issued_at)
+            .field("spent_at", &self.spent_at)
+            .finish()
+    }
+}
+
+/// Users: registration, lookup, password changes.
+#[async_trait]
+pub trait UserStore: Send + Sync + fmt::Debug {
+    /// Inserts a new user; [`StoreError::Conflict`] if the username (or id) exists.
+    async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError>;
+    /// The user with this (lower-cased) username.
+    async fn find_user_by_username(&self, username: &str)
+    -> Result<Option<UserRecord>, StoreError>;
+    /// The user with this id.
+    async fn find_user_by_id(&self, id: &str) -> Result<Option<UserRecord>, StoreError>;
+    /// Replaces the password hash; `false` if the user does not exist.
+    async fn update_password_hash(&self, id: &str, password_hash: &str)
+    -> Result<bool, StoreError>;
+    /// Answers if the backend is reachable.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Server-side sessions, keyed by the digest of their secret id.
+#[async_trait]
+pub trait SessionStore: Send + Sync + fmt::Debug {
+    /// Stores a new session.
+    async fn insert_session(&self, session: &SessionRecord) -> Result<(), StoreError>;
+    /// The session whose secret id has this digest.
+    async fn find_session(&self, token_hash: &Digest) -> Result<Option<SessionRecord>, StoreError>;
+    /// Moves `last_seen_at` forward (never back) for each listed session that still exists.
+    async fn touch_sessions(&self, touches: &[(Digest, Timestamp)]) -> Result<(), StoreError>;
+    /// Deletes one session by digest; returns it if it existed.
+    async fn delete_session(
+        &self,
+        token_hash: &Digest,
+    ) -> Result<Option<SessionRecord>, StoreError>;
+    /// Deletes the session with public handle `sid` if it belongs to `user_id`.
+    async fn delete_user_session(
+        &self,
+        user_id: &str,
+        sid: &str,
+    ) -> Result<Option<SessionRecord>, StoreError>;
+    /// Every session of a user.
+    async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<SessionRecord>, StoreError>;
+    /// Deletes every session of a user except `keep_sid`; returns the deleted digests.
+    async fn delete_user_sessions(
+        &self,
+        user_id: &str,
+        keep_sid: Option<&str>,
+    ) -> Result<Vec<Digest>, StoreError>;
+    /// Deletes sessions past `expires_at`, or last seen at or before `idle_cutoff`.
+    async fn delete_expired_sessions(
+        &self,
+        now: Timestamp,
+        idle_cutoff: Timestamp,
+    ) -> Result<u64, StoreError>;
+    /// Answers if the backend is reachable.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// What happened to a rotation attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotation {
+    /// The token was live; it is now spent and the successor stored.
+    Rotated,
+    /// The token had already been spent (a concurrent or repeated refresh); nothing changed.
+    AlreadySpent,
+}
+
+/// Refresh-token families and their tokens.
+#[async_trait]
+pub trait RefreshStore: Send + Sync + fmt::Debug {
+    /// Stores a new family with its first token.
+    async fn create_family(
+        &self,
+        family: &FamilyRecord,
+        first: &RefreshTokenRecord,
+    ) -> Result<(), StoreError>;
+    /// The token with this digest and its family.
+    async fn find_refresh_token(
+        &self,
+        token_hash: &Digest,
+    ) -> Result<Option<(RefreshTokenRecord, FamilyRecord)>, StoreError>;
+    /// Atomically: if `spent_hash` is unspent, marks it spent at `now`, stores `successor`
+    /// and sets the family's `last_used_at` to `now`.
+    async fn rotate_refresh_token(
+        &self,
+        spent_hash: &Digest,
+        successor: &RefreshTokenRecord,
+        now: Timestamp,
+    ) -> Result<Rotation, StoreError>;
+    /// The family with this handle.
+    async fn find_family(&self, sid: &str) -> Result<Option<FamilyRecord>, StoreError>;
+    /// Deletes a family and all its tokens; returns it if it existed. With `user_id`, only a
+    /// family of that user is deleted.
+    async fn delete_family(
+        &self,
+        sid: &str,
+        user_id: Option<&str>,
+    ) -> Result<Option<FamilyRecord>, StoreError>;
+    /// Every family of a user.
+    async fn list_user_families(&self, user_id: &str) -> Result<Vec<FamilyRecord>, StoreError>;
+    /// Deletes every family of a user except `keep_sid`; returns the deleted handles.
+    async fn delete_user_families(
+        &self,
+        user_id: &str,
+        keep_sid: Option<&str>,
+    ) -> Result<Vec<String>, StoreError>;
+    /// Deletes families past `expires_at`, or whose last use is at or before `idle_cutoff`.
+    async fn delete_expired_families(
+        &self,
+        now: Timestamp,
+        idle_cutoff: Timestamp,
+    ) -> Result<u64, StoreError>;
+}
+
+/// Revoked `sid`s, kept until the last access token that could carry them has expired.
+#[async_trait]
+pub trait RevocationStore: Send + Sync + fmt::Debug {
+    /// Records that tokens with `sid` are revoked until `until` (keeps the later deadline if
+    /// the `sid` is already there).
+    async fn insert_revocation(&self, sid: &str, until: Timestamp) -> Result<(), StoreError>;
+    /// Every revocation still in force at `now`.
+    async fn active_revocations(
+        &self,
+        now: Timestamp,
+    ) -> Result<Vec<(String, Timestamp)>, StoreError>;
+    /// Forgets revocations that ended before `now`.
+    async fn delete_expired_revocations(&self, now: Timestamp) -> Result<u64, StoreError>;
+}
+
+/// The set of stores an [`Authenticator`](crate::Authenticator) works on.
+#[derive(Debug, Clone)]
+pub struct Stores {
+    /// Users.
+    pub users: Arc<dyn UserStore>,
+    /// Sessions.
+    pub sessions: Arc<dyn SessionStore>,
+    /// Refresh-token families.
+    pub refresh: Arc<dyn RefreshStore>,
+    /// Revocations.
+    pub revocations: Arc<dyn RevocationStore>,
+}
+
+impl Stores {
+    /// All four kinds of state in one backend.
+    pub fn single<S>(store: Arc<S>) -> Self
+    where
+        S: UserStore + SessionStore + RefreshStore + RevocationStore + 'static,
+    {
+        Stores {
+            users: store.clone(),
+            sessions: store.clone(),
+            refresh: store.clone(),
+            revocations: store,
+        }
+    }
+
+    /// In-memory stores (nothing survives the process): for tests and experiments.
+    pub fn memory() -> Self {
+        Self::single(Arc::new(memory::MemoryStore::default()))
+    }
+}

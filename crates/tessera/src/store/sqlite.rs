@@ -1,0 +1,619 @@
+//! The embedded default: every store trait on one SQLite file in WAL mode, through sqlx.
+//!
+//! The schema is versioned with `PRAGMA user_version` and migrated forward when the store
+//! opens. Write transactions start with `BEGIN IMMEDIATE`, so a writer waits for the lock
+//! (up to the busy timeout) instead of failing half-way.
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+
+use super::{
+    ClientInfo, FamilyRecord, RefreshStore, RefreshTokenRecord, RevocationStore, Rotation,
+    SessionRecord, SessionStore, StoreError, UserRecord, UserStore,
+};
+use crate::clock::Timestamp;
+use crate::crypto::Digest;
+
+/// Schema migrations, applied in order; the index + 1 is the `user_version` after each.
+/// Never edit a released entry: append a new one.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE users (
+    id            TEXT PRIMARY KEY NOT NULL,
+    username      TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    created_at    INTEGER NOT NULL
+);
+CREATE TABLE sessions (
+    token_hash   BLOB PRIMARY KEY NOT NULL,
+    sid          TEXT NOT NULL UNIQUE,
+    user_id      TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    username     TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    last_seen_at INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL,
+    ip           TEXT,
+    user_agent   TEXT
+) WITHOUT ROWID;
+CREATE INDEX sessions_user ON sessions(user_id);
+CREATE INDEX sessions_expiry ON sessions(expires_at);
+CREATE INDEX sessions_last_seen ON sessions(last_seen_at);
+CREATE TABLE refresh_families (
+    sid          TEXT PRIMARY KEY NOT NULL,
+    user_id      TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    username     TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    last_used_at INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL,
+    ip           TEXT,
+    user_agent   TEXT
+);
+CREATE INDEX refresh_families_user ON refresh_families(user_id);
+CREATE TABLE refresh_tokens (
+    token_hash BLOB PRIMARY KEY NOT NULL,
+    sid        TEXT NOT NULL REFERENCES refresh_families(sid) ON DELETE CASCADE,
+    issued_at  INTEGER NOT NULL,
+    spent_at   INTEGER
+) WITHOUT ROWID;
+CREATE INDEX refresh_tokens_family ON refresh_tokens(sid);
+CREATE TABLE revocations (
+    sid   TEXT PRIMARY KEY NOT NULL,
+    until INTEGER NOT NULL
+) WITHOUT ROWID;
+"#];
+
+/// Every kind of state in one SQLite database file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `path` and migrates its schema.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await
+            .map_err(|e| {
+                StoreError::Unavailable(format!("opening SQLite database {}: {e}", path.display()))
+            })?;
+        let store = SqliteStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Closes every connection (waiting for those in use).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        let version: i64 =
+            sqlx::query_scalar("PRAGMA user_version").fetch_one(&mut *tx).await.map_err(db)?;
+        let known = MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(StoreError::Corrupt(format!(
+                "the database has schema version {version}, newer than this tessera ({known}); \
+                 upgrade tessera or restore a backup"
+            )));
+        }
+        for (index, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            sqlx::raw_sql(*migration).execute(&mut *tx).await.map_err(db)?;
+            // PRAGMA takes no bound parameters; the value is our own integer.
+            let set_version = format!("PRAGMA user_version = {}", index + 1);
+            sqlx::raw_sql(sqlx::AssertSqlSafe(set_version)).execute(&mut *tx).await.map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    async fn write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)
+    }
+}
+
+/// Maps a sqlx error: unique violations are conflicts, decoding errors corruption, anything
+/// else means the store is not usable right now.
+fn db(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict,
+        sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::ColumnNotFound(_)
+        | sqlx::Error::Decode(_) => StoreError::Corrupt(e.to_string()),
+        _ => StoreError::Unavailable(e.to_string()),
+    }
+}
+
+fn digest(row: &SqliteRow, column: &str) -> Result<Digest, StoreError> {
+    let bytes: Vec<u8> = row.try_get(column).map_err(db)?;
+    bytes.try_into().map_err(|_| StoreError::Corrupt(format!("{column} is not a 32-byte digest")))
+}
+
+fn timestamp(row: &SqliteRow, column: &str) -> Result<Timestamp, StoreError> {
+    Ok(Timestamp::from_unix_millis(row.try_get(column).map_err(db)?))
+}
+
+fn client(row: &SqliteRow) -> Result<ClientInfo, StoreError> {
+    Ok(ClientInfo {
+        ip: row.try_get("ip").map_err(db)?,
+        user_agent: row.try_get("user_agent").map_err(db)?,
+    })
+}
+
+fn user_from_row(row: &SqliteRow) -> Result<UserRecord, StoreError> {
+    Ok(UserRecord {
+        id: row.try_get("id").map_err(db)?,
+        username: row.try_get("username").map_err(db)?,
+        password_hash: row.try_get("password_hash").map_err(db)?,
+        created_at: timestamp(row, "created_at")?,
+    })
+}
+
+fn session_from_row(row: &SqliteRow) -> Result<SessionRecord, StoreError> {
+    Ok(SessionRecord {
+        token_hash: digest(row, "token_hash")?,
+        sid: row.try_get("sid").map_err(db)?,
+        user_id: row.try_get("user_id").map_err(db)?,
+        username: row.try_get("username").map_err(db)?,
+        created_at: timestamp(row, "created_at")?,
+        last_seen_at: timestamp(row, "last_seen_at")?,
+        expires_at: timestamp(row, "expires_at")?,
+        client: client(row)?,
+    })
+}
+
+fn family_from_row(row: &SqliteRow) -> Result<FamilyRecord, StoreError> {
+    Ok(FamilyRecord {
+        sid: row.try_get("sid").map_err(db)?,
+        user_id: row.try_get("user_id").map_err(db)?,
+        username: row.try_get("username").map_err(db)?,
+        created_at: timestamp(row, "created_at")?,
+        last_used_at: timestamp(row, "last_used_at")?,
+        expires_at: timestamp(row, "expires_at")?,
+        client: client(row)?,
+    })
+}
+
+fn refresh_token_from_row(row: &SqliteRow) -> Result<RefreshTokenRecord, StoreError> {
+    let spent_at: Option<i64> = row.try_get("spent_at").map_err(db)?;
+    Ok(RefreshTokenRecord {
+        token_hash: digest(row, "token_hash")?,
+        sid: row.try_get("sid").map_err(db)?,
+        issued_at: timestamp(row, "issued_at")?,
+        spent_at: spent_at.map(Timestamp::from_unix_millis),
+    })
+}
+
+#[async_trait]
+impl UserStore for SqliteStore {
+    async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO users (id, username, password_hash, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&user.id)
+        .bind(&user.username)
+        .bind(&user.password_hash)
+        .bind(user.created_at.unix_millis())
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn find_user_by_username(
+        &self,
+        username: &str,
+    ) -> Result<Option<UserRecord>, StoreError> {
+        sqlx::query("SELECT id, username, password_hash, created_at FROM users WHERE username = ?")
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+            .as_ref()
+            .map(user_from_row)
+            .transpose()
+    }
+
+    async fn find_user_by_id(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
+        sqlx::query("SELECT id, username, password_hash, created_at FROM users WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+            .as_ref()
+            .map(user_from_row)
+            .transpose()
+    }
+
+    async fn update_password_hash(
+        &self,
+        id: &str,
+        password_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+            .bind(password_hash)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sessions (token_hash, sid, user_id, username, created_at, last_seen_at, \
+             expires_at, ip, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&s.token_hash[..])
+        .bind(&s.sid)
+        .bind(&s.user_id)
+        .bind(&s.username)
+        .bind(s.created_at.unix_millis())
+        .bind(s.last_seen_at.unix_millis())
+        .bind(s.expires_at.unix_millis())
+        .bind(&s.client.ip)
+        .bind(&s.client.user_agent)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn find_session(&self, token_hash: &Digest) -> Result<Option<SessionRecord>, StoreError> {
+        sqlx::query(
+            "SELECT token_hash, sid, user_id, username, created_at, last_seen_at, expires_at, ip, \
+             user_agent FROM sessions WHERE token_hash = ?",
+        )
+        .bind(&token_hash[..])
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?
+        .as_ref()
+        .map(session_from_row)
+        .transpose()
+    }
+
+    async fn touch_sessions(&self, touches: &[(Digest, Timestamp)]) -> Result<(), StoreError> {
+        if touches.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write().await?;
+        for (hash, seen) in touches {
+            sqlx::query(
+                "UPDATE sessions SET last_seen_at = ? WHERE token_hash = ? AND last_seen_at < ?",
+            )
+            .bind(seen.unix_millis())
+            .bind(&hash[..])
+            .bind(seen.unix_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    async fn delete_session(
+        &self,
+        token_hash: &Digest,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        sqlx::query(
+            "DELETE FROM sessions WHERE token_hash = ? RETURNING token_hash, sid, user_id, \
+             username, created_at, last_seen_at, expires_at, ip, user_agent",
+        )
+        .bind(&token_hash[..])
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?
+        .as_ref()
+        .map(session_from_row)
+        .transpose()
+    }
+
+    async fn delete_user_session(
+        &self,
+        user_id: &str,
+        sid: &str,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        sqlx::query(
+            "DELETE FROM sessions WHERE sid = ? AND user_id = ? RETURNING token_hash, sid, \
+             user_id, username, created_at, last_seen_at, expires_at, ip, user_agent",
+        )
+        .bind(sid)
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?
+        .as_ref()
+        .map(session_from_row)
+        .transpose()
+    }
+
+    async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<SessionRecord>, StoreError> {
+        sqlx::query(
+            "SELECT token_hash, sid, user_id, username, created_at, last_seen_at, expires_at, ip, \
+             user_agent FROM sessions WHERE user_id = ? ORDER BY created_at, sid",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?
+        .iter()
+        .map(session_from_row)
+        .collect()
+    }
+
+    async fn delete_user_sessions(
+        &self,
+        user_id: &str,
+        keep_sid: Option<&str>,
+    ) -> Result<Vec<Digest>, StoreError> {
+        sqlx::query(
+            "DELETE FROM sessions WHERE user_id = ? AND (? IS NULL OR sid <> ?) \
+             RETURNING token_hash",
+        )
+        .bind(user_id)
+        .bind(keep_sid)
+        .bind(keep_sid)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?
+        .iter()
+        .map(|row| digest(row, "token_hash"))
+        .collect()
+    }
+
+    async fn delete_expired_sessions(
+        &self,
+        now: Timestamp,
+        idle_cutoff: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= ? OR last_seen_at <= ?")
+            .bind(now.unix_millis())
+            .bind(idle_cutoff.unix_millis())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        UserStore::ping(self).await
+    }
+}
+
+#[async_trait]
+impl RefreshStore for SqliteStore {
+    async fn create_family(
+        &self,
+        f: &FamilyRecord,
+        first: &RefreshTokenRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO refresh_families (sid, user_id, username, created_at, last_used_at, \
+             expires_at, ip, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&f.sid)
+        .bind(&f.user_id)
+        .bind(&f.username)
+        .bind(f.created_at.unix_millis())
+        .bind(f.last_used_at.unix_millis())
+        .bind(f.expires_at.unix_millis())
+        .bind(&f.client.ip)
+        .bind(&f.client.user_agent)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        insert_refresh_token(&mut tx, first).await?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn find_refresh_token(
+        &self,
+        token_hash: &Digest,
+    ) -> Result<Option<(RefreshTokenRecord, FamilyRecord)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT t.token_hash, t.sid, t.issued_at, t.spent_at, f.user_id, f.username, \
+             f.created_at, f.last_used_at, f.expires_at, f.ip, f.user_agent \
+             FROM refresh_tokens t JOIN refresh_families f ON f.sid = t.sid \
+             WHERE t.token_hash = ?",
+        )
+        .bind(&token_hash[..])
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some((refresh_token_from_row(&row)?, family_from_row(&row)?)))
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        spent_hash: &Digest,
+        successor: &RefreshTokenRecord,
+        now: Timestamp,
+    ) -> Result<Rotation, StoreError> {
+        let mut tx = self.write().await?;
+        let spent = sqlx::query(
+            "UPDATE refresh_tokens SET spent_at = ? WHERE token_hash = ? AND spent_at IS NULL",
+        )
+        .bind(now.unix_millis())
+        .bind(&spent_hash[..])
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        if spent.rows_affected() != 1 {
+            return Ok(Rotation::AlreadySpent);
+        }
+        insert_refresh_token(&mut tx, successor).await?;
+        sqlx::query("UPDATE refresh_families SET last_used_at = ? WHERE sid = ?")
+            .bind(now.unix_millis())
+            .bind(&successor.sid)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(Rotation::Rotated)
+    }
+
+    async fn find_family(&self, sid: &str) -> Result<Option<FamilyRecord>, StoreError> {
+        sqlx::query(
+            "SELECT sid, user_id, username, created_at, last_used_at, expires_at, ip, user_agent \
+             FROM refresh_families WHERE sid = ?",
+        )
+        .bind(sid)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?
+        .as_ref()
+        .map(family_from_row)
+        .transpose()
+    }
+
+    async fn delete_family(
+        &self,
+        sid: &str,
+        user_id: Option<&str>,
+    ) -> Result<Option<FamilyRecord>, StoreError> {
+        // Tokens go with their family (ON DELETE CASCADE).
+        sqlx::query(
+            "DELETE FROM refresh_families WHERE sid = ? AND (? IS NULL OR user_id = ?) \
+             RETURNING sid, user_id, username, created_at, last_used_at, expires_at, ip, \
+             user_agent",
+        )
+        .bind(sid)
+        .bind(user_id)
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?
+        .as_ref()
+        .map(family_from_row)
+        .transpose()
+    }
+
+    async fn list_user_families(&self, user_id: &str) -> Result<Vec<FamilyRecord>, StoreError> {
+        sqlx::query(
+            "SELECT sid, user_id, username, created_at, last_used_at, expires_at, ip, user_agent \
+             FROM refresh_families WHERE user_id = ? ORDER BY created_at, sid",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?
+        .iter()
+        .map(family_from_row)
+        .collect()
+    }
+
+    async fn delete_user_families(
+        &self,
+        user_id: &str,
+        keep_sid: Option<&str>,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "DELETE FROM refresh_families WHERE user_id = ? AND (? IS NULL OR sid <> ?) \
+             RETURNING sid",
+        )
+        .bind(user_id)
+        .bind(keep_sid)
+        .bind(keep_sid)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(|row| row.try_get("sid").map_err(db)).collect()
+    }
+
+    async fn delete_expired_families(
+        &self,
+        now: Timestamp,
+        idle_cutoff: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let done =
+            sqlx::query("DELETE FROM refresh_families WHERE expires_at <= ? OR last_used_at <= ?")
+                .bind(now.unix_millis())
+                .bind(idle_cutoff.unix_millis())
+                .execute(&self.pool)
+                .await
+                .map_err(db)?;
+        Ok(done.rows_affected())
+    }
+}
+
+async fn insert_refresh_token(
+    tx: &mut Transaction<'static, Sqlite>,
+    token: &RefreshTokenRecord,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, sid, issued_at, spent_at) VALUES (?, ?, ?, ?)",
+    )
+    .bind(&token.token_hash[..])
+    .bind(&token.sid)
+    .bind(token.issued_at.unix_millis())
+    .bind(token.spent_at.map(Timestamp::unix_millis))
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+#[async_trait]
+impl RevocationStore for SqliteStore {
+    async fn insert_revocation(&self, sid: &str, until: Timestamp) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO revocations (sid, until) VALUES (?, ?) \
+             ON CONFLICT (sid) DO UPDATE SET until = max(until, excluded.until)",
+        )
+        .bind(sid)
+        .bind(until.unix_millis())
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn active_revocations(
+        &self,
+        now: Timestamp,
+    ) -> Result<Vec<(String, Timestamp)>, StoreError> {
+        let rows = sqlx::query("SELECT sid, until FROM revocations WHERE until > ?")
+            .bind(now.unix_millis())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("sid").map_err(db)?, timestamp(row, "until")?)))
+            .collect()
+    }
+
+    async fn delete_expired_revocations(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM revocations WHERE until <= ?")
+            .bind(now.unix_millis())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected())
+    }
+}

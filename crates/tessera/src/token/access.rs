@@ -1,0 +1,355 @@
+//! Access tokens: issuing signed JWTs (RFC 9068 profile) and verifying them on every request.
+//!
+//! The hot path: size limit → digest lookup in a cache of already verified tokens → (on a miss)
+//! header, `kid`/`alg` allow-list and signature → claims (`iss`, `aud`, `exp`, `nbf`, `iat`
+//! with leeway) → the in-memory revocation set. Time and revocation are checked on every
+//! request, cached or not; only the signature and parsing work is saved.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::jws;
+use super::keys::KeySet;
+use super::revocation::RevocationSet;
+use crate::clock::{Clock, Timestamp};
+use crate::crypto::{B64URL, Digest, random_bytes, sha256};
+use crate::error::Error;
+use crate::settings::TokenSettings;
+
+/// The claims of a Tessera access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// Issuer.
+    pub iss: String,
+    /// Subject: the user id.
+    pub sub: String,
+    /// Audience (a single string when issued; a string or an array when read).
+    #[serde(serialize_with = "serialize_audience", deserialize_with = "deserialize_audience")]
+    pub aud: Vec<String>,
+    /// Expiry, seconds since the epoch.
+    pub exp: i64,
+    /// Issued at, seconds since the epoch.
+    pub iat: i64,
+    /// Not before, seconds since the epoch.
+    pub nbf: i64,
+    /// Unique token id.
+    pub jti: String,
+    /// The refresh family or session the token belongs to.
+    pub sid: String,
+    /// The user's username.
+    pub username: String,
+}
+
+fn serialize_audience<S: serde::Serializer>(aud: &[String], s: S) -> Result<S::Ok, S::Error> {
+    match aud {
+        [one] => s.serialize_str(one),
+        many => many.serialize(s),
+    }
+}
+
+fn deserialize_audience<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Audience {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Audience::deserialize(d)? {
+        Audience::One(one) => vec![one],
+        Audience::Many(many) => many,
+    })
+}
+
+/// A freshly issued access token.
+#[derive(Clone)]
+pub struct IssuedAccessToken {
+    /// The JWT.
+    pub token: String,
+    /// Seconds until it expires.
+    pub expires_in: u64,
+    /// When it expires.
+    pub expires_at: Timestamp,
+}
+
+impl std::fmt::Debug for IssuedAccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedAccessToken")
+            .field("token", &"[redacted]")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// Issues and verifies access tokens.
+#[derive(Debug)]
+pub struct AccessTokens {
+    keys: KeySet,
+    settings: TokenSettings,
+    clock: Arc<dyn Clock>,
+    revoked: Arc<RevocationSet>,
+    cache: VerifiedCache,
+}
+
+impl AccessTokens {
+    /// Access tokens signed with `keys`, checked against `revoked`.
+    pub fn new(
+        keys: KeySet,
+        settings: TokenSettings,
+        clock: Arc<dyn Clock>,
+        revoked: Arc<RevocationSet>,
+    ) -> Self {
+        AccessTokens { keys, settings, clock, revoked, cache: VerifiedCache::default() }
+    }
+
+    /// The key set (for the JWKS endpoint).
+    pub fn keys(&self) -> &KeySet {
+        &self.keys
+    }
+
+    /// Issues a token for `user_id`/`username` in `sid`.
+    pub fn issue(
+        &self,
+        user_id: &str,
+        username: &str,
+        sid: &str,
+    ) -> Result<IssuedAccessToken, Error> {
+        let now = self.clock.now();
+        let expires_at = now.plus(self.settings.access_ttl);
+        let claims = AccessClaims {
+            iss: self.settings.issuer.clone(),
+            sub: user_id.to_owned(),
+            aud: vec![self.settings.audience.clone()],
+            exp: expires_at.unix_seconds(),
+            iat: now.unix_seconds(),
+            nbf: now.unix_seconds(),
+            jti: B64URL.encode(random_bytes::<16>()?),
+            sid: sid.to_owned(),
+            username: username.to_owned(),
+        };
+        let payload = serde_json::to_vec(&claims)
+            .map_err(|e| Error::internal(format!("encoding claims: {e}")))?;
+        Ok(IssuedAccessToken {
+            token: jws::sign(self.keys.signing(), &payload)?,
+            expires_in: self.settings.access_ttl.as_secs(),
+            expires_at,
+        })
+    }
+
+    /// Verifies a token completely: form, signature, issuer, audience, times, revocation.
+    pub fn verify(&self, token: &str) -> Result<Arc<AccessClaims>, Error> {
+        if token.len() > jws::MAX_TOKEN_BYTES {
+            return Err(Error::TokenInvalid("token larger than 8 KiB"));
+        }
+        let now = self.clock.now();
+        let digest = sha256(token.as_bytes());
+        let claims = match self.cache.get(&digest) {
+            Some(claims) => claims,
+            None => {
+                let claims = Arc::new(self.verify_signed(token)?);
+                self.check_times(&claims, now)?;
+                self.cache.insert(digest, Arc::clone(&claims), now);
+                claims
+            }
+        };
+        self.check_times(&claims, now)?;
+        if self.revoked.is_revoked(&claims.sid, now) {
+            return Err(Error::TokenInvalid("the token's session has been revoked"));
+        }
+        Ok(claims)
+    }
+
+    /// Verifies signature, issuer and audience but not the times or revocation: enough to
+    /// prove the caller holds a token we issued, as revocation (RFC 7009) needs.
+    pub fn verify_ignoring_expiry(&self, token: &str) -> Result<AccessClaims, Error> {
+        self.verify_signed(token)
+    }
+
+    fn verify_signed(&self, token: &str) -> Result<AccessClaims, Error> {
+        let payload = jws::verify(token, &self.keys)?;
+        let claims: AccessClaims = serde_json::from_slice(&payload)
+            .map_err(|_| Error::TokenInvalid("claims missing or malformed"))?;
+        if claims.iss != self.settings.issuer {
+            return Err(Error::TokenInvalid("wrong issuer"));
+        }
+        if !claims.aud.contains(&self.settings.audience) {
+            return Err(Error::TokenInvalid("wrong audience"));
+        }
+        Ok(claims)
+    }
+
+    fn check_times(&self, claims: &AccessClaims, now: Timestamp) -> Result<(), Error> {
+        let now = now.unix_seconds();
+        let leeway = i64::try_from(self.settings.leeway.as_secs()).unwrap_or(0);
+        if now >= claims.exp.saturating_add(leeway) {
+            return Err(Error::TokenExpired);
+        }
+        if claims.nbf > now.saturating_add(leeway) || claims.iat > now.saturating_add(leeway) {
+            return Err(Error::TokenInvalid("token not valid yet"));
+        }
+        Ok(())
+    }
+
+    /// How long after revocation a `sid` must stay in the revocation set: until every token
+    /// issued before it could have expired, leeway included.
+    pub fn revocation_lifetime(&self) -> Duration {
+        self.settings.access_ttl + self.settings.leeway + Duration::from_secs(1)
+    }
+}
+
+/// Already verified tokens by digest, so a token used many times within its few minutes of
+/// life pays for one signature check. Sharded to keep lock hold times and contention small;
+/// bounded in size; entries leave when their token expires.
+#[derive(Debug)]
+struct VerifiedCache {
+    shards: [Mutex<HashMap<Digest, Arc<AccessClaims>>>; CACHE_SHARDS],
+}
+
+const CACHE_SHARDS: usize = 16;
+const CACHE_SHARD_CAPACITY: usize = 4096;
+
+impl Default for VerifiedCache {
+    fn default() -> Self {
+        VerifiedCache { shards: std::array::from_fn(|_| Mutex::new(HashMap::new())) }
+    }
+}
+
+impl VerifiedCache {
+    fn shard(&self, digest: &Digest) -> &Mutex<HashMap<Digest, Arc<AccessClaims>>> {
+        &self.shards[usize::from(digest[0]) % CACHE_SHARDS]
+    }
+
+    fn get(&self, digest: &Digest) -> Option<Arc<AccessClaims>> {
+        self.shard(digest).lock().ok()?.get(digest).cloned()
+    }
+
+    fn insert(&self, digest: Digest, claims: Arc<AccessClaims>, now: Timestamp) {
+        let Ok(mut shard) = self.shard(&digest).lock() else { return };
+        if shard.len() >= CACHE_SHARD_CAPACITY {
+            let now = now.unix_seconds();
+            shard.retain(|_, c| c.exp > now);
+            if shard.len() >= CACHE_SHARD_CAPACITY {
+                shard.clear();
+            }
+        }
+        shard.insert(digest, claims);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::token::keys::{Algorithm, SigningKey};
+
+    const START: i64 = 1_800_000_000;
+
+    fn tokens_with(
+        pkcs8: &[u8],
+        settings: TokenSettings,
+        clock: Arc<ManualClock>,
+        revoked: Arc<RevocationSet>,
+    ) -> AccessTokens {
+        let keys = KeySet::single(SigningKey::from_pkcs8(Algorithm::EdDSA, pkcs8).unwrap());
+        AccessTokens::new(keys, settings, clock, revoked)
+    }
+
+    fn setup() -> (AccessTokens, Arc<ManualClock>, Arc<RevocationSet>, Vec<u8>) {
+        let clock = Arc::new(ManualClock::new(Timestamp::from_unix_seconds(START)));
+        let revoked = Arc::new(RevocationSet::default());
+        let (_, pkcs8) = SigningKey::generate(Algorithm::EdDSA).unwrap();
+        let tokens = tokens_with(&pkcs8, TokenSettings::default(), clock.clone(), revoked.clone());
+        (tokens, clock, revoked, pkcs8)
+    }
+
+    #[test]
+    fn issues_the_documented_claims() {
+        let (tokens, clock, _, _) = setup();
+        let issued = tokens.issue("user-1", "alice", "sid-1").unwrap();
+        assert_eq!(issued.expires_in, 300);
+        let claims = tokens.verify(&issued.token).unwrap();
+        let now = clock.now().unix_seconds();
+        assert_eq!(claims.sub, "user-1");
+        assert_eq!(claims.username, "alice");
+        assert_eq!(claims.sid, "sid-1");
+        assert_eq!(claims.iss, TokenSettings::default().issuer);
+        assert_eq!(claims.aud, vec!["tessera".to_owned()]);
+        assert_eq!((claims.iat, claims.nbf, claims.exp), (now, now, now + 300));
+        assert!(claims.jti.len() >= 22);
+        let payload = issued.token.split('.').nth(1).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&B64URL.decode(payload).unwrap()).unwrap();
+        assert_eq!(json["aud"], "tessera", "a single audience is a string");
+    }
+
+    #[test]
+    fn expiry_honours_the_leeway_even_for_cached_tokens() {
+        let (tokens, clock, _, _) = setup();
+        let issued = tokens.issue("u", "alice", "s").unwrap();
+        tokens.verify(&issued.token).unwrap();
+        clock.advance(Duration::from_secs(300 + 29));
+        assert!(tokens.verify(&issued.token).is_ok(), "within the 30 s leeway");
+        clock.advance(Duration::from_secs(1));
+        assert!(matches!(tokens.verify(&issued.token), Err(Error::TokenExpired)));
+    }
+
+    #[test]
+    fn tokens_from_the_future_are_refused() {
+        let (tokens, clock, _, _) = setup();
+        let issued = tokens.issue("u", "alice", "s").unwrap();
+        clock.set(Timestamp::from_unix_seconds(START - 31));
+        assert!(matches!(tokens.verify(&issued.token), Err(Error::TokenInvalid(_))));
+        clock.set(Timestamp::from_unix_seconds(START - 29));
+        assert!(tokens.verify(&issued.token).is_ok(), "within the leeway");
+    }
+
+    #[test]
+    fn revocation_applies_at_once_even_to_cached_tokens() {
+        let (tokens, clock, revoked, _) = setup();
+        let issued = tokens.issue("u", "alice", "family-1").unwrap();
+        let other = tokens.issue("u", "alice", "family-2").unwrap();
+        tokens.verify(&issued.token).unwrap();
+        revoked.insert("family-1", clock.now().plus(tokens.revocation_lifetime()));
+        assert!(matches!(tokens.verify(&issued.token), Err(Error::TokenInvalid(_))));
+        assert!(tokens.verify(&other.token).is_ok());
+    }
+
+    #[test]
+    fn wrong_issuer_or_audience_is_refused() {
+        let (tokens, clock, revoked, pkcs8) = setup();
+        let issued = tokens.issue("u", "alice", "s").unwrap();
+        for settings in [
+            TokenSettings { issuer: "https://elsewhere".into(), ..TokenSettings::default() },
+            TokenSettings { audience: "other-app".into(), ..TokenSettings::default() },
+        ] {
+            let strict = tokens_with(&pkcs8, settings, clock.clone(), revoked.clone());
+            assert!(matches!(strict.verify(&issued.token), Err(Error::TokenInvalid(_))));
+        }
+        let same = tokens_with(&pkcs8, TokenSettings::default(), clock, revoked);
+        assert!(same.verify(&issued.token).is_ok(), "the same key and settings accept it");
+    }
+
+    #[test]
+    fn the_cache_stays_bounded() {
+        let cache = VerifiedCache::default();
+        let claims = Arc::new(AccessClaims {
+            iss: String::new(),
+            sub: String::new(),
+            aud: vec![],
+            exp: 10,
+            iat: 0,
+            nbf: 0,
+            jti: String::new(),
+            sid: String::new(),
+            username: String::new(),
+        });
+        for i in 0..(CACHE_SHARDS * CACHE_SHARD_CAPACITY * 2) {
+            cache.insert(sha256(&i.to_le_bytes()), claims.clone(), Timestamp::from_unix_seconds(0));
+        }
+        let total: usize = cache.shards.iter().map(|s| s.lock().unwrap().len()).sum();
+        assert!(total <= CACHE_SHARDS * CACHE_SHARD_CAPACITY);
+    }
+}

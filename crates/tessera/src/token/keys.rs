@@ -1,0 +1,600 @@
+//! Signing keys for access tokens: generation on first start, files in the data directory
+//! (mode 0600), `kid`s derived from the public key (RFC 7638 thumbprint), the JWKS document,
+//! and the set of keys a token may be verified with.
+//!
+//! Layout under `<data_dir>/keys/`: one PKCS#8 file per key, named by its `kid`, and
+//! `keys.json`, the index (`kid`, `alg`, `created_at`, `retired_at`). When the configured
+//! algorithm changes, the old key is retired: it stays in the JWKS and keeps verifying until the
+//! last token it signed has expired, then it is no longer loaded.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::KeySize;
+use aws_lc_rs::signature::{
+    self, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, ParsedPublicKey, RsaKeyPair,
+};
+use base64::Engine as _;
+use secrecy::{ExposeSecret, SecretSlice};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::clock::Timestamp;
+use crate::crypto::{B64URL, HmacKey, ct_eq, sha256};
+use crate::error::Error;
+
+/// A JWS signing algorithm Tessera can issue tokens with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Algorithm {
+    /// Ed25519 (the default).
+    EdDSA,
+    /// ECDSA P-256 with SHA-256.
+    ES256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256, 2048-bit keys.
+    RS256,
+    /// HMAC-SHA256 with a configured shared secret (no public key, nothing in the JWKS).
+    HS256,
+}
+
+impl Algorithm {
+    /// The JOSE name (`alg` header value).
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::EdDSA => "EdDSA",
+            Algorithm::ES256 => "ES256",
+            Algorithm::RS256 => "RS256",
+            Algorithm::HS256 => "HS256",
+        }
+    }
+
+    /// Parses a JOSE name, case-insensitively.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256, Algorithm::HS256]
+            .into_iter()
+            .find(|a| a.name().eq_ignore_ascii_case(name))
+    }
+
+    fn file_stem(self) -> &'static str {
+        match self {
+            Algorithm::EdDSA => "ed25519",
+            Algorithm::ES256 => "es256",
+            Algorithm::RS256 => "rs256",
+            Algorithm::HS256 => "hs256",
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The minimum HS256 secret length (RFC 7518 §3.2: at least the hash size).
+pub const HS256_MIN_SECRET: usize = 32;
+
+enum Signer {
+    Ed25519(Ed25519KeyPair),
+    Es256(EcdsaKeyPair),
+    Rs256(RsaKeyPair),
+    Hs256(Box<HmacKey>),
+}
+
+enum Verifier {
+    Public(ParsedPublicKey),
+    Hmac(Box<HmacKey>),
+}
+
+/// The public half of a key (or the HMAC key): what verification needs.
+pub struct VerifyingKey {
+    kid: String,
+    alg: Algorithm,
+    verifier: Verifier,
+    /// The public JWK, `None` for HS256.
+    jwk: Option<serde_json::Value>,
+    /// The base64url JWS header for tokens this key signs.
+    header_b64: String,
+}
+
+impl fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifyingKey").field("kid", &self.kid).field("alg", &self.alg).finish()
+    }
+}
+
+impl VerifyingKey {
+    /// The key id.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The algorithm this key (and only this key) is used with.
+    pub fn alg(&self) -> Algorithm {
+        self.alg
+    }
+
+    pub(crate) fn header_b64(&self) -> &str {
+        &self.header_b64
+    }
+
+    /// Checks `signature` over `message`.
+    pub(crate) fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        match &self.verifier {
+            Verifier::Public(key) => key.verify_sig(message, signature).is_ok(),
+            Verifier::Hmac(key) => ct_eq(&key.sign(message), signature),
+        }
+    }
+}
+
+/// A private key that signs tokens.
+pub struct SigningKey {
+    signer: Signer,
+    public: Arc<VerifyingKey>,
+    rng: SystemRandom,
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningKey").field("public", &self.public).finish_non_exhaustive()
+    }
+}
+
+impl SigningKey {
+    /// A new random key for `alg` (not HS256) and its PKCS#8 encoding.
+    pub fn generate(alg: Algorithm) -> Result<(Self, Vec<u8>), Error> {
+        let rng = SystemRandom::new();
+        let failed = |_| Error::internal(format!("generating an {alg} key failed"));
+        let pkcs8 = match alg {
+            Algorithm::EdDSA => {
+                Ed25519KeyPair::generate_pkcs8(&rng).map_err(failed)?.as_ref().to_vec()
+            }
+            Algorithm::ES256 => {
+                EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                    .map_err(failed)?
+                    .as_ref()
+                    .to_vec()
+            }
+            Algorithm::RS256 => {
+                let pair = RsaKeyPair::generate(KeySize::Rsa2048).map_err(failed)?;
+                pair.as_der().map_err(failed)?.as_ref().to_vec()
+            }
+            Algorithm::HS256 => {
+                return Err(Error::internal("HS256 keys are configured, not generated"));
+            }
+        };
+        Ok((Self::from_pkcs8(alg, &pkcs8)?, pkcs8))
+    }
+
+    /// Loads an asymmetric key from PKCS#8 DER.
+    pub fn from_pkcs8(alg: Algorithm, pkcs8: &[u8]) -> Result<Self, Error> {
+        let rejected = |e: aws_lc_rs::error::KeyRejected| {
+            Error::internal(format!("the {alg} private key is unusable: {e}"))
+        };
+        let parse_failed = |_| Error::internal(format!("the {alg} public key is unusable"));
+        let (signer, verifier, jwk) = match alg {
+            Algorithm::EdDSA => {
+                let pair = Ed25519KeyPair::from_pkcs8(pkcs8).map_err(rejected)?;
+                let public = pair.public_key().as_ref().to_vec();
+                let verifier =
+                    ParsedPublicKey::new(&signature::ED25519, &public).map_err(rejected)?;
+                let jwk = vec![
+                    ("crv", "Ed25519".to_owned()),
+                    ("kty", "OKP".to_owned()),
+                    ("x", B64URL.encode(&public)),
+                ];
+                (Signer::Ed25519(pair), verifier, jwk)
+            }
+            Algorithm::ES256 => {
+                let pair =
+                    EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8)
+                        .map_err(rejected)?;
+                let point = pair.public_key().as_ref().to_vec();
+                let (Some(0x04), 65) = (point.first().copied(), point.len()) else {
+                    return Err(parse_failed(()));
+                };
+                let verifier = ParsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, &point)
+                    .map_err(rejected)?;
+                let jwk = vec![
+                    ("crv", "P-256".to_owned()),
+                    ("kty", "EC".to_owned()),
+                    ("x", B64URL.encode(&point[1..33])),
+                    ("y", B64URL.encode(&point[33..])),
+                ];
+                (Signer::Es256(pair), verifier, jwk)
+            }
+            Algorithm::RS256 => {
+                let pair = RsaKeyPair::from_pkcs8(pkcs8).map_err(rejected)?;
+                if pair.public_modulus_len() < 256 {
+                    return Err(Error::internal("RS256 keys must have at least 2048 bits"));
+                }
+                let public = pair.public_key();
+                let verifier =
+                    ParsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, public.as_ref())
+                        .map_err(rejected)?;
+                let jwk = vec![
+                    ("e", B64URL.encode(public.exponent().big_endian_without_leading_zero())),
+                    ("kty", "RSA".to_owned()),
+                    ("n", B64URL.encode(public.modulus().big_endian_without_leading_zero())),
+                ];
+                (Signer::Rs256(pair), verifier, jwk)
+            }
+            Algorithm::HS256 => return Err(Error::internal("HS256 keys are not PKCS#8")),
+        };
+        let public = verifying_key(alg, Verifier::Public(verifier), &jwk, true);
+        Ok(SigningKey { signer, public: Arc::new(public), rng: SystemRandom::new() })
+    }
+
+    /// An HS256 key from a shared secret of at least [`HS256_MIN_SECRET`] bytes.
+    pub fn hs256(secret: &[u8]) -> Result<Self, Error> {
+        if secret.len() < HS256_MIN_SECRET {
+            return Err(Error::internal(format!(
+                "the HS256 secret must be at least {HS256_MIN_SECRET} bytes"
+            )));
+        }
+        let jwk = vec![("k", B64URL.encode(secret)), ("kty", "oct".to_owned())];
+        let key = HmacKey::new(secret);
+        let public =
+            verifying_key(Algorithm::HS256, Verifier::Hmac(Box::new(key.clone())), &jwk, false);
+        Ok(SigningKey {
+            signer: Signer::Hs256(Box::new(key)),
+            public: Arc::new(public),
+            rng: SystemRandom::new(),
+        })
+    }
+
+    /// The verifying half.
+    pub fn public(&self) -> &Arc<VerifyingKey> {
+        &self.public
+    }
+
+    /// Signs `message` (the JWS signing input).
+    pub(crate) fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
+        let failed = |_| Error::internal("signing failed");
+        Ok(match &self.signer {
+            Signer::Ed25519(pair) => pair.sign(message).as_ref().to_vec(),
+            Signer::Es256(pair) => pair.sign(&self.rng, message).map_err(failed)?.as_ref().to_vec(),
+            Signer::Rs256(pair) => {
+                let mut out = vec![0u8; pair.public_modulus_len()];
+                pair.sign(&signature::RSA_PKCS1_SHA256, &self.rng, message, &mut out)
+                    .map_err(failed)?;
+                out
+            }
+            Signer::Hs256(key) => key.sign(message).to_vec(),
+        })
+    }
+}
+
+/// Builds the verifying key. `members` are the JWK's required members in lexicographic order;
+/// the `kid` is their RFC 7638 thumbprint.
+fn verifying_key(
+    alg: Algorithm,
+    verifier: Verifier,
+    members: &[(&str, String)],
+    publish: bool,
+) -> VerifyingKey {
+    // RFC 7638 §3: the required members, sorted, no whitespace. Written by hand rather than
+    // through a JSON map so no serde feature can change the member order. Member values are
+    // base64url or fixed names, which need no escaping.
+    let canonical = members
+        .iter()
+        .map(|(name, value)| format!("\"{name}\":\"{value}\""))
+        .collect::<Vec<_>>()
+        .join(",");
+    let kid = B64URL.encode(sha256(format!("{{{canonical}}}").as_bytes()));
+    let jwk = publish.then(|| {
+        let mut jwk = serde_json::Map::new();
+        for (name, value) in members {
+            jwk.insert((*name).to_owned(), value.clone().into());
+        }
+        jwk.insert("kid".into(), kid.clone().into());
+        jwk.insert("alg".into(), alg.name().into());
+        jwk.insert("use".into(), "sig".into());
+        serde_json::Value::Object(jwk)
+    });
+    let header = format!(r#"{{"alg":"{}","kid":"{kid}","typ":"at+jwt"}}"#, alg.name());
+    let header_b64 = B64URL.encode(header);
+    VerifyingKey { kid, alg, verifier, jwk, header_b64 }
+}
+
+/// The keys in force: the one that signs new tokens, and every key that may still verify one.
+#[derive(Debug)]
+pub struct KeySet {
+    signing: SigningKey,
+    verifying: HashMap<String, Arc<VerifyingKey>>,
+    jwks: Arc<str>,
+}
+
+impl KeySet {
+    /// A key set with one key that signs and verifies.
+    pub fn single(signing: SigningKey) -> Self {
+        Self::new(signing, Vec::new())
+    }
+
+    /// A key set that signs with `signing` and also accepts tokens from `retired` keys.
+    pub fn new(signing: SigningKey, retired: Vec<Arc<VerifyingKey>>) -> Self {
+        let mut verifying = HashMap::new();
+        verifying.insert(signing.public.kid.clone(), Arc::clone(&signing.public));
+        for key in retired {
+            verifying.entry(key.kid.clone()).or_insert(key);
+        }
+        let mut published: Vec<&Arc<VerifyingKey>> = verifying.values().collect();
+        published.sort_by(|a, b| a.kid.cmp(&b.kid));
+        let keys: Vec<&serde_json::Value> =
+            published.iter().filter_map(|k| k.jwk.as_ref()).collect();
+        let jwks = json!({ "keys": keys }).to_string().into();
+        KeySet { signing, verifying, jwks }
+    }
+
+    /// The key new tokens are signed with.
+    pub fn signing(&self) -> &SigningKey {
+        &self.signing
+    }
+
+    /// The verifying key with this `kid`.
+    pub fn verifying(&self, kid: &str) -> Option<&Arc<VerifyingKey>> {
+        self.verifying.get(kid)
+    }
+
+    /// The JWKS document (RFC 7517) of every public key that may verify a live token.
+    pub fn jwks_json(&self) -> &Arc<str> {
+        &self.jwks
+    }
+
+    /// Loads the key set from `<data_dir>/keys`, generating a key for `alg` if none is active,
+    /// and retiring keys of other algorithms. `hs256_secret` is required for HS256.
+    /// Retired keys are kept while `retired_at + keep_retired` is in the future.
+    pub fn load_or_create(
+        data_dir: &Path,
+        alg: Algorithm,
+        hs256_secret: Option<&SecretSlice<u8>>,
+        now: Timestamp,
+        keep_retired: Duration,
+    ) -> Result<Self, Error> {
+        let dir = data_dir.join("keys");
+        crate::fsutil::create_private_dir(&dir)?;
+        let index_path = dir.join("keys.json");
+        let mut index = KeyIndex::read(&index_path)?;
+        let hs256 = match (alg, hs256_secret) {
+            (Algorithm::HS256, Some(secret)) => Some(SigningKey::hs256(secret.expose_secret())?),
+            (Algorithm::HS256, None) => {
+                return Err(Error::internal("HS256 needs a configured secret (token.secret)"));
+            }
+            _ => None,
+        };
+        let mut changed = false;
+        // Retire every active key that is not of the configured algorithm.
+        for entry in index.keys.iter_mut() {
+            if entry.retired_at.is_none() && entry.alg != alg {
+                entry.retired_at = Some(now.unix_millis());
+                changed = true;
+            }
+        }
+        if hs256.is_some() {
+            // The HS256 key is not a file; record its kid so switching away retires it too.
+            let kid = hs256.as_ref().map(|k| k.public.kid.clone()).unwrap_or_default();
+            if !index.keys.iter().any(|e| e.kid == kid && e.retired_at.is_none()) {
+                index.keys.push(KeyEntry::new(kid, alg, now));
+                changed = true;
+            }
+        }
+        let mut signing = hs256;
+        let mut retired = Vec::new();
+        let mut keep = Vec::new();
+        for entry in &index.keys {
+            let live = entry
+                .retired_at
+                .is_none_or(|at| Timestamp::from_unix_millis(at).plus(keep_retired) > now);
+            if !live {
+                continue;
+            }
+            keep.push(entry.clone());
+            if entry.alg == Algorithm::HS256 {
+                // A retired shared secret is not kept anywhere: it cannot verify any more.
+                continue;
+            }
+            let pkcs8 = std::fs::read(entry.path(&dir)).map_err(|e| {
+                Error::internal(format!("reading signing key {}: {e}", entry.path(&dir).display()))
+            })?;
+            let key = SigningKey::from_pkcs8(entry.alg, &pkcs8)?;
+            if key.public.kid != entry.kid {
+                return Err(Error::internal(format!(
+                    "{} does not hold the key {}",
+                    entry.path(&dir).display(),
+                    entry.kid
+                )));
+            }
+            if entry.retired_at.is_none() && signing.is_none() {
+                signing = Some(key);
+            } else {
+                retired.push(Arc::clone(&key.public));
+            }
+        }
+        changed |= keep.len() != index.keys.len();
+        index.keys = keep;
+        let signing = match signing {
+            Some(key) => key,
+            None => {
+                let (key, pkcs8) = SigningKey::generate(alg)?;
+                let entry = KeyEntry::new(key.public.kid.clone(), alg, now);
+                crate::fsutil::write_private_file(&entry.path(&dir), &pkcs8)?;
+                index.keys.push(entry);
+                changed = true;
+                key
+            }
+        };
+        if changed {
+            index.write(&index_path)?;
+        }
+        Ok(KeySet::new(signing, retired))
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct KeyIndex {
+    keys: Vec<KeyEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct KeyEntry {
+    kid: String,
+    alg: Algorithm,
+    created_at: i64,
+    retired_at: Option<i64>,
+}
+
+impl KeyEntry {
+    fn new(kid: String, alg: Algorithm, now: Timestamp) -> Self {
+        KeyEntry { kid, alg, created_at: now.unix_millis(), retired_at: None }
+    }
+
+    fn path(&self, dir: &Path) -> PathBuf {
+        dir.join(format!("{}-{}.pk8", self.alg.file_stem(), self.kid))
+    }
+}
+
+impl KeyIndex {
+    fn read(path: &Path) -> Result<Self, Error> {
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                Error::internal(format!("{} is not a key index: {e}", path.display()))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KeyIndex::default()),
+            Err(e) => Err(Error::internal(format!("reading {}: {e}", path.display()))),
+        }
+    }
+
+    fn write(&self, path: &Path) -> Result<(), Error> {
+        let json = serde_json::to_vec_pretty(self)
+            .map_err(|e| Error::internal(format!("encoding the key index: {e}")))?;
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, json)
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .map_err(|e| Error::internal(format!("writing {}: {e}", path.display())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    #[test]
+    fn thumbprint_matches_rfc_7638_and_rfc_8037_examples() {
+        // RFC 8037 appendix A.3: the thumbprint of the Ed25519 key of A.2.
+        let members = [
+            ("crv", "Ed25519".to_owned()),
+            ("kty", "OKP".to_owned()),
+            ("x", "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo".to_owned()),
+        ];
+        let key = verifying_key(
+            Algorithm::EdDSA,
+            Verifier::Hmac(Box::new(HmacKey::new(b"x"))),
+            &members,
+            true,
+        );
+        assert_eq!(key.kid, "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
+        // RFC 7638 §3.1: the RSA example.
+        let members = [
+            ("e", "AQAB".to_owned()),
+            ("kty", "RSA".to_owned()),
+            ("n", "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw".to_owned()),
+        ];
+        let key = verifying_key(
+            Algorithm::RS256,
+            Verifier::Hmac(Box::new(HmacKey::new(b"x"))),
+            &members,
+            true,
+        );
+        assert_eq!(key.kid, "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+    }
+
+    #[test]
+    fn every_algorithm_signs_and_verifies_its_own_signatures_only() {
+        let mut keys = Vec::new();
+        for alg in [Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256] {
+            let (key, pkcs8) = SigningKey::generate(alg).unwrap();
+            let reloaded = SigningKey::from_pkcs8(alg, &pkcs8).unwrap();
+            assert_eq!(key.public.kid, reloaded.public.kid, "kid is stable across reloads");
+            keys.push(key);
+        }
+        keys.push(SigningKey::hs256(&[7u8; 32]).unwrap());
+        for key in &keys {
+            let sig = key.sign(b"message").unwrap();
+            assert!(key.public.verify(b"message", &sig), "{}", key.public.alg);
+            assert!(!key.public.verify(b"messagE", &sig), "{}", key.public.alg);
+            for other in keys.iter().filter(|k| k.public.kid != key.public.kid) {
+                assert!(!other.public.verify(b"message", &sig));
+            }
+        }
+    }
+
+    #[test]
+    fn hs256_needs_32_bytes_and_publishes_nothing() {
+        assert!(SigningKey::hs256(&[1u8; 31]).is_err());
+        let set = KeySet::single(SigningKey::hs256(&[1u8; 32]).unwrap());
+        assert_eq!(&**set.jwks_json(), r#"{"keys":[]}"#);
+    }
+
+    #[test]
+    fn jwks_publishes_the_public_members_only() {
+        let (key, _) = SigningKey::generate(Algorithm::ES256).unwrap();
+        let set = KeySet::single(key);
+        let jwks: serde_json::Value = serde_json::from_str(set.jwks_json()).unwrap();
+        let jwk = &jwks["keys"][0];
+        assert_eq!(jwk["kty"], "EC");
+        assert_eq!(jwk["alg"], "ES256");
+        assert_eq!(jwk["use"], "sig");
+        assert!(jwk.get("d").is_none());
+        assert_eq!(jwk["kid"].as_str().unwrap(), set.signing().public().kid());
+    }
+
+    #[test]
+    fn keys_persist_and_retire_when_the_algorithm_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = Timestamp::from_unix_seconds(1_800_000_000);
+        let first = KeySet::load_or_create(dir.path(), Algorithm::EdDSA, None, t0, HOUR).unwrap();
+        let ed_kid = first.signing().public().kid().to_owned();
+        let again = KeySet::load_or_create(dir.path(), Algorithm::EdDSA, None, t0, HOUR).unwrap();
+        assert_eq!(again.signing().public().kid(), ed_kid, "the key is reused");
+
+        let switched =
+            KeySet::load_or_create(dir.path(), Algorithm::ES256, None, t0, HOUR).unwrap();
+        assert_eq!(switched.signing().public().alg(), Algorithm::ES256);
+        assert!(switched.verifying(&ed_kid).is_some(), "the retired key still verifies");
+        assert!(switched.jwks_json().contains(&ed_kid));
+
+        let later = t0.plus(HOUR + Duration::from_secs(1));
+        let after =
+            KeySet::load_or_create(dir.path(), Algorithm::ES256, None, later, HOUR).unwrap();
+        assert!(after.verifying(&ed_kid).is_none(), "retired keys go once their tokens expired");
+        assert!(!after.jwks_json().contains(&ed_kid));
+        assert_eq!(after.signing().public().kid(), switched.signing().public().kid());
+
+        #[cfg(unix)]
+        for entry in std::fs::read_dir(dir.path().join("keys")).unwrap() {
+            use std::os::unix::fs::PermissionsExt;
+            let entry = entry.unwrap();
+            if entry.file_name().to_string_lossy().ends_with(".pk8") {
+                assert_eq!(entry.metadata().unwrap().permissions().mode() & 0o777, 0o600);
+            }
+        }
+    }
+
+    #[test]
+    fn hs256_requires_a_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Timestamp::from_unix_seconds(1_800_000_000);
+        assert!(KeySet::load_or_create(dir.path(), Algorithm::HS256, None, now, HOUR).is_err());
+        let secret = SecretSlice::from(vec![9u8; 40]);
+        let set =
+            KeySet::load_or_create(dir.path(), Algorithm::HS256, Some(&secret), now, HOUR).unwrap();
+        assert_eq!(set.signing().public().alg(), Algorithm::HS256);
+        assert_eq!(&**set.jwks_json(), r#"{"keys":[]}"#);
+    }
+}
