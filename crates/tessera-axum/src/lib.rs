@@ -1,1 +1,44 @@
-//! placeholder
+#![warn(missing_docs)]
+//! # tessera-axum: Tessera's HTTP API for axum
+//!
+//! - [`api_router`]: every endpoint of Tessera's HTTP contract (register, session login and
+//!   logout, token login, refresh and revoke, JWKS, forward auth), ready to merge into your
+//!   own [`axum::Router`];
+//! - extractors for your own handlers: [`AuthUser`] (401 without valid credentials, CSRF
+//!   enforced for cookie credentials on unsafe methods), [`MaybeAuthUser`], [`SessionUser`];
+//! - [`ApiError`]: RFC 9457 problem responses with stable codes.
+//!
+//! ```no_run
+//! use axum::{Router, routing::get};
+//! use tessera::{Authenticator, Settings, store::Stores};
+//! use tessera_axum::{AuthUser, HttpSettings, TesseraState, api_router};
+//!
+//! async fn hello(user: AuthUser) -> String {
+//!     format!("hello {} ({})", user.principal.username, user.principal.method.as_str())
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let auth = Authenticator::builder(Settings::new(), Stores::memory()).build().await?;
+//! let state = TesseraState::new(auth, HttpSettings::new("http://127.0.0.1:3000"));
+//! let app = Router::new()
+//!     .route("/hello", get(hello))
+//!     .with_state(state.clone())
+//!     .merge(api_router(state));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod body;
+pub mod cookies;
+pub mod error;
+pub mod extract;
+pub mod layers;
+pub mod routes;
+pub mod state;
+
+pub use error::ApiError;
+pub use extract::{AuthUser, Client, CredentialSource, MaybeAuthUser, SessionUser};
+pub use routes::api_router;
+pub use state::{HttpSettings, TesseraState};

@@ -7,7 +7,7 @@ use std::time::Instant;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::clock::{Clock, SystemClock, Timestamp};
-use crate::crypto::{ServerSecret, sha256};
+use crate::crypto::{Digest, ServerSecret, sha256};
 use crate::csrf::CsrfTokens;
 use crate::error::Error;
 use crate::ids;
@@ -348,6 +348,12 @@ impl Authenticator {
     /// Ends the session a request came with (logout).
     pub async fn end_session(&self, principal: &Principal) -> Result<(), Error> {
         self.inner.sessions.delete_for_user(&principal.user_id, &principal.sid).await?;
+        Ok(())
+    }
+
+    /// Ends the session whose secret id has this digest (the one a new login replaces).
+    pub async fn end_session_by_digest(&self, digest: &Digest) -> Result<(), Error> {
+        self.inner.sessions.delete(digest).await?;
         Ok(())
     }
 

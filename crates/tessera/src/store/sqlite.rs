@@ -33,7 +33,7 @@ CREATE TABLE users (
 CREATE TABLE sessions (
     token_hash   BLOB PRIMARY KEY NOT NULL,
     sid          TEXT NOT NULL UNIQUE,
-    user_id      TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    user_id      TEXT NOT NULL,
     username     TEXT NOT NULL,
     created_at   INTEGER NOT NULL,
     last_seen_at INTEGER NOT NULL,
@@ -46,7 +46,7 @@ CREATE INDEX sessions_expiry ON sessions(expires_at);
 CREATE INDEX sessions_last_seen ON sessions(last_seen_at);
 CREATE TABLE refresh_families (
     sid          TEXT PRIMARY KEY NOT NULL,
-    user_id      TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    user_id      TEXT NOT NULL,
     username     TEXT NOT NULL,
     created_at   INTEGER NOT NULL,
     last_used_at INTEGER NOT NULL,

@@ -1,0 +1,156 @@
+//! Request bodies with API.md's error contract: over 16 KiB is 413, a wrong content type 415,
+//! malformed JSON 400, a well-formed body with a missing or mistyped field 422; never a 500.
+//!
+//! [`ApiJson`] takes JSON; [`JsonOrForm`] also takes `application/x-www-form-urlencoded`
+//! (plain HTML forms), for the login endpoints; [`RawBody`] is the bytes, for handlers whose
+//! body is optional.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use http::{HeaderMap, StatusCode, header};
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// The largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// A JSON request body.
+#[derive(Debug, Clone)]
+pub struct ApiJson<T>(pub T);
+
+/// A JSON or HTML-form request body.
+#[derive(Debug, Clone)]
+pub struct JsonOrForm<T>(pub T);
+
+/// The raw request body (possibly empty), size-limited.
+#[derive(Debug, Clone)]
+pub struct RawBody(pub Bytes);
+
+/// The media types a body can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    /// `application/json` or `application/*+json`.
+    Json,
+    /// `application/x-www-form-urlencoded`.
+    Form,
+    /// Anything else, or no `Content-Type`.
+    Other,
+}
+
+/// The kind of body the `Content-Type` header announces.
+pub fn body_kind(headers: &HeaderMap) -> BodyKind {
+    let Some(value) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return BodyKind::Other;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    {
+        BodyKind::Json
+    } else if essence == "application/x-www-form-urlencoded" {
+        BodyKind::Form
+    } else {
+        BodyKind::Other
+    }
+}
+
+/// Parses a JSON body: syntax errors are 400, shape errors 422.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+    serde_json::from_value(value).map_err(|e| ApiError::Validation(format!("body: {e}")))
+}
+
+/// Parses a form body: shape errors are 422.
+pub fn parse_form<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_urlencoded::from_bytes(bytes).map_err(|e| ApiError::Validation(format!("form: {e}")))
+}
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::InvalidJson("the body could not be read".into())
+            }
+        })?;
+        Ok(RawBody(bytes))
+    }
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        if body_kind(req.headers()) != BodyKind::Json {
+            return Err(ApiError::UnsupportedMediaType("application/json"));
+        }
+        let RawBody(bytes) = RawBody::from_request(req, state).await?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonOrForm<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let kind = body_kind(req.headers());
+        if kind == BodyKind::Other {
+            return Err(ApiError::UnsupportedMediaType(
+                "application/json or application/x-www-form-urlencoded",
+            ));
+        }
+        let RawBody(bytes) = RawBody::from_request(req, state).await?;
+        match kind {
+            BodyKind::Form => parse_form(&bytes).map(JsonOrForm),
+            _ => parse_json(&bytes).map(JsonOrForm),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Login {
+        #[allow(dead_code)]
+        username: String,
+    }
+
+    #[test]
+    fn content_types_are_recognised() {
+        let mut h = HeaderMap::new();
+        assert_eq!(body_kind(&h), BodyKind::Other);
+        for (value, kind) in [
+            ("application/json", BodyKind::Json),
+            ("Application/JSON; charset=utf-8", BodyKind::Json),
+            ("application/merge-patch+json", BodyKind::Json),
+            ("application/x-www-form-urlencoded", BodyKind::Form),
+            ("text/plain", BodyKind::Other),
+            ("multipart/form-data; boundary=x", BodyKind::Other),
+        ] {
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(value));
+            assert_eq!(body_kind(&h), kind, "{value}");
+        }
+    }
+
+    #[test]
+    fn syntax_errors_are_400_and_shape_errors_422() {
+        assert!(matches!(parse_json::<Login>(b"{"), Err(ApiError::InvalidJson(_))));
+        assert!(matches!(parse_json::<Login>(b""), Err(ApiError::InvalidJson(_))));
+        match parse_json::<Login>(b"{}") {
+            Err(ApiError::Validation(why)) => assert!(why.contains("username"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(parse_json::<Login>(br#"{"username": 5}"#), Err(ApiError::Validation(_))));
+        assert!(parse_json::<Login>(br#"{"username": "a"}"#).is_ok());
+        assert!(parse_form::<Login>(b"username=a%20b").is_ok());
+        assert!(matches!(parse_form::<Login>(b"user=a"), Err(ApiError::Validation(_))));
+    }
+}

@@ -1,0 +1,183 @@
+//! Session authentication: `POST/GET/DELETE /v1/session`, `GET/DELETE /v1/sessions`,
+//! `DELETE /v1/sessions/{id}`.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, StatusCode, header};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use tessera::session::{ActiveSession, SessionManager};
+use tessera::{AuthMethod, Timestamp};
+
+use crate::body::JsonOrForm;
+use crate::cookies::CookieKind;
+use crate::error::ApiError;
+use crate::extract::{AuthUser, Client, CredentialSource, SessionUser};
+use crate::state::TesseraState;
+
+#[derive(Deserialize)]
+pub(super) struct Credentials {
+    pub(super) username: String,
+    pub(super) password: SecretString,
+}
+
+#[derive(Serialize)]
+pub(super) struct UserRef {
+    id: String,
+    username: String,
+}
+
+#[derive(Serialize)]
+pub(super) struct SessionBody {
+    user: UserRef,
+    session_id: String,
+    csrf_token: String,
+    expires_at: Timestamp,
+    idle_expires_at: Timestamp,
+}
+
+fn session_body(state: &TesseraState, session: &ActiveSession) -> Json<SessionBody> {
+    let r = &session.record;
+    Json(SessionBody {
+        user: UserRef { id: r.user_id.clone(), username: r.username.clone() },
+        session_id: r.sid.clone(),
+        csrf_token: state.auth.csrf().token_for(&r.sid),
+        expires_at: r.expires_at,
+        idle_expires_at: session.idle_expires_at,
+    })
+}
+
+pub(super) async fn login(
+    State(state): State<TesseraState>,
+    Client(client): Client,
+    headers: HeaderMap,
+    JsonOrForm(credentials): JsonOrForm<Credentials>,
+) -> Result<Response, ApiError> {
+    let auth = &state.auth;
+    let user = auth
+        .login(
+            AuthMethod::Session,
+            &credentials.username,
+            &credentials.password,
+            client.ip.as_deref(),
+        )
+        .await?;
+    // A login replaces whatever session this browser had: end the old one server-side too.
+    if let Some(digest) =
+        CookieKind::Session.get(&state.http, &headers).and_then(SessionManager::digest)
+        && let Err(e) = auth.end_session_by_digest(&digest).await
+    {
+        tracing::warn!("could not end the replaced session: {e}");
+    }
+    let new = auth.start_session(&user, client).await?;
+    let max_age = auth.settings().session.absolute_lifetime.as_secs();
+    let cookie = CookieKind::Session.set(&state.http, new.secret.expose_secret(), max_age);
+    Ok(([(header::SET_COOKIE, cookie)], session_body(&state, &new.session)).into_response())
+}
+
+pub(super) async fn current(
+    State(state): State<TesseraState>,
+    SessionUser(user): SessionUser,
+) -> Response {
+    match &user.session {
+        Some(session) => session_body(&state, session).into_response(),
+        None => ApiError::Engine(tessera::Error::Unauthorized).into_response(),
+    }
+}
+
+pub(super) async fn logout(
+    State(state): State<TesseraState>,
+    SessionUser(user): SessionUser,
+) -> Result<Response, ApiError> {
+    state.auth.end_session(&user.principal).await?;
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, CookieKind::Session.clear(&state.http))])
+        .into_response())
+}
+
+#[derive(Serialize)]
+pub(super) struct LoginEntry {
+    id: String,
+    kind: &'static str,
+    created_at: Timestamp,
+    last_seen_at: Timestamp,
+    expires_at: Timestamp,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    current: bool,
+}
+
+#[derive(Serialize)]
+pub(super) struct LoginList {
+    sessions: Vec<LoginEntry>,
+}
+
+pub(super) async fn list(
+    State(state): State<TesseraState>,
+    user: AuthUser,
+) -> Result<Json<LoginList>, ApiError> {
+    let sessions = state
+        .auth
+        .list_logins(&user.principal)
+        .await?
+        .into_iter()
+        .map(|l| LoginEntry {
+            id: l.id,
+            kind: l.method.as_str(),
+            created_at: l.created_at,
+            last_seen_at: l.last_seen_at,
+            expires_at: l.expires_at,
+            ip: l.client.ip,
+            user_agent: l.client.user_agent,
+            current: l.current,
+        })
+        .collect();
+    Ok(Json(LoginList { sessions }))
+}
+
+/// The `Set-Cookie` headers that clear the cookies a cookie-authenticated caller holds.
+pub(super) fn clear_caller_cookies(
+    state: &TesseraState,
+    source: CredentialSource,
+) -> Vec<(header::HeaderName, http::HeaderValue)> {
+    match source {
+        CredentialSource::BearerHeader => Vec::new(),
+        CredentialSource::SessionCookie => {
+            vec![(header::SET_COOKIE, CookieKind::Session.clear(&state.http))]
+        }
+        CredentialSource::AccessCookie => vec![
+            (header::SET_COOKIE, CookieKind::Access.clear(&state.http)),
+            (header::SET_COOKIE, CookieKind::Refresh.clear(&state.http)),
+        ],
+    }
+}
+
+fn no_content_with(headers: Vec<(header::HeaderName, http::HeaderValue)>) -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    for (name, value) in headers {
+        response.headers_mut().append(name, value);
+    }
+    response
+}
+
+pub(super) async fn end_one(
+    State(state): State<TesseraState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    state.auth.end_login(&user.principal, &id).await?;
+    let cookies = if id == user.principal.sid {
+        clear_caller_cookies(&state, user.source)
+    } else {
+        Vec::new()
+    };
+    Ok(no_content_with(cookies))
+}
+
+pub(super) async fn logout_everywhere(
+    State(state): State<TesseraState>,
+    user: AuthUser,
+) -> Result<Response, ApiError> {
+    state.auth.end_all_logins(&user.principal.user_id).await?;
+    Ok(no_content_with(clear_caller_cookies(&state, user.source)))
+}

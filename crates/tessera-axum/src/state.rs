@@ -1,0 +1,115 @@
+//! [`TesseraState`]: what every handler and extractor needs: the engine and the HTTP-level
+//! settings (cookie security, the server's public URL, allowed origins, proxy trust).
+
+use std::sync::Arc;
+
+use tessera::Authenticator;
+
+/// HTTP-level settings.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Cookies are `Secure` with the `__Host-`/`__Secure-` prefixes (default). `false` is for
+    /// plain-HTTP development only.
+    pub cookie_secure: bool,
+    /// The server's public origin, e.g. `https://auth.example.com` (normalised).
+    pub public_origin: String,
+    /// Further origins allowed to send unsafe requests (normalised), e.g. the apps behind
+    /// forward auth or a single-page app on another origin.
+    pub allowed_origins: Vec<String>,
+    /// Take the client IP from the last `X-Forwarded-For` entry (only behind a proxy that
+    /// sets it).
+    pub trust_proxy_headers: bool,
+}
+
+impl HttpSettings {
+    /// Settings for a server reachable at `public_url`.
+    pub fn new(public_url: &str) -> Self {
+        HttpSettings {
+            cookie_secure: true,
+            public_origin: normalize_origin(public_url).unwrap_or_default(),
+            allowed_origins: Vec::new(),
+            trust_proxy_headers: false,
+        }
+    }
+
+    /// Whether an `Origin` header value may send unsafe requests: the server's own origin
+    /// (its public URL, or the host the request was addressed to, with the public URL's
+    /// scheme) or a configured one.
+    pub fn origin_allowed(&self, origin: &str, host: Option<&str>) -> bool {
+        let Some(origin) = normalize_origin(origin) else { return false };
+        if origin == self.public_origin || self.allowed_origins.contains(&origin) {
+            return true;
+        }
+        let scheme = self.public_origin.split("://").next().unwrap_or("http");
+        host.and_then(|h| normalize_origin(&format!("{scheme}://{h}")))
+            .is_some_and(|own| own == origin)
+    }
+}
+
+/// `scheme://host[:port]` in lower case, default ports dropped, path ignored; `None` if the
+/// value is not an http(s) origin (including the opaque origin `null`).
+pub fn normalize_origin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.trim().split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "http" => ":80",
+        "https" => ":443",
+        _ => return None,
+    };
+    let authority = rest.split(['/', '?', '#']).next()?.to_ascii_lowercase();
+    if authority.is_empty() || authority.contains('@') || authority.contains(char::is_whitespace) {
+        return None;
+    }
+    let authority = authority.strip_suffix(default_port).unwrap_or(&authority);
+    Some(format!("{scheme}://{authority}"))
+}
+
+/// The state the router and extractors run on.
+#[derive(Debug, Clone)]
+pub struct TesseraState {
+    /// The engine.
+    pub auth: Authenticator,
+    /// HTTP-level settings.
+    pub http: Arc<HttpSettings>,
+}
+
+impl TesseraState {
+    /// State over `auth` with `http` settings.
+    pub fn new(auth: Authenticator, http: HttpSettings) -> Self {
+        TesseraState { auth, http: Arc::new(http) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_are_normalised() {
+        assert_eq!(
+            normalize_origin("HTTPS://Auth.Example.com:443/path").unwrap(),
+            "https://auth.example.com"
+        );
+        assert_eq!(normalize_origin("http://127.0.0.1:8080").unwrap(), "http://127.0.0.1:8080");
+        assert_eq!(normalize_origin("http://[::1]:80").unwrap(), "http://[::1]");
+        assert!(normalize_origin("null").is_none());
+        assert!(normalize_origin("ftp://x").is_none());
+        assert!(normalize_origin("http://user@x").is_none());
+        assert!(normalize_origin("http://").is_none());
+    }
+
+    #[test]
+    fn own_and_configured_origins_are_allowed() {
+        let mut s = HttpSettings::new("http://127.0.0.1:8080");
+        s.allowed_origins.push("https://app.example.com".into());
+        assert!(s.origin_allowed("http://127.0.0.1:8080", None));
+        assert!(s.origin_allowed("https://app.example.com", None));
+        assert!(s.origin_allowed("http://localhost:8080", Some("localhost:8080")), "same host");
+        assert!(
+            !s.origin_allowed("https://localhost:8080", Some("localhost:8080")),
+            "other scheme"
+        );
+        assert!(!s.origin_allowed("http://evil.example", Some("127.0.0.1:8080")));
+        assert!(!s.origin_allowed("null", Some("127.0.0.1:8080")));
+    }
+}

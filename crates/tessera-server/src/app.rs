@@ -1,0 +1,218 @@
+//! [`Application`]: builds everything from a [`Config`], binds the listener (so tests can use
+//! port 0 and ask which port they got), and runs until told to stop.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tessera::store::memory::MemoryStore;
+use tessera::store::sqlite::SqliteStore;
+use tessera::store::{RefreshStore, RevocationStore, SessionStore, Stores, UserStore};
+use tessera::token::KeySet;
+use tessera::{Authenticator, Clock, ServerSecret, SystemClock};
+use tessera_axum::{ApiError, HttpSettings, TesseraState, api_router};
+use tokio::net::TcpListener;
+
+use crate::config::{Config, StoreKind};
+use crate::http_metrics::{self, HttpMetrics};
+use crate::ops::{self, OpsState};
+use crate::serve::{ServeOptions, serve};
+
+/// How often pending session renewals are written.
+const FLUSH_EVERY: Duration = Duration::from_secs(2);
+/// How often expired state is purged.
+const MAINTAIN_EVERY: Duration = Duration::from_secs(60);
+
+/// A built server, bound and ready to run.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    public_url: String,
+    state: TesseraState,
+    http_metrics: Arc<HttpMetrics>,
+    options: ServeOptions,
+    request_timeout: Duration,
+    sqlite: Option<SqliteStore>,
+}
+
+impl Application {
+    /// Opens the stores, loads or creates keys, and binds the listener.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        tessera::fsutil::create_private_dir(&config.data_dir)?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let local_addr = listener.local_addr()?;
+        let public_url =
+            config.public_url.clone().unwrap_or_else(|| format!("http://{local_addr}"));
+        let (stores, sqlite) = open_stores(&config).await?;
+        let mut engine = config.engine;
+        if config.issuer.is_none() {
+            engine.token.issuer = public_url.clone();
+        }
+
+        let keep_retired = engine.token.access_ttl + engine.token.leeway;
+        let keys = KeySet::load_or_create(
+            &config.data_dir,
+            config.algorithm,
+            config.hs256_secret.as_ref(),
+            SystemClock.now(),
+            keep_retired,
+        )?;
+        let secret = ServerSecret::load_or_create(&config.data_dir.join("secret.key"))?;
+        let auth = Authenticator::builder(engine, stores).keys(keys).secret(secret).build().await?;
+
+        let mut http = HttpSettings::new(&public_url);
+        http.cookie_secure = config.cookie_secure;
+        http.allowed_origins = config.allowed_origins;
+        http.trust_proxy_headers = config.trust_proxy_headers;
+        if !http.cookie_secure {
+            tracing::warn!(
+                "cookie.secure = false: cookies are sent over plain HTTP and lose their __Host- \
+                 prefix; use this for local development only"
+            );
+        }
+        Ok(Application {
+            listener,
+            local_addr,
+            public_url,
+            state: TesseraState::new(auth, http),
+            http_metrics: Arc::new(HttpMetrics::default()),
+            options: ServeOptions {
+                header_timeout: config.header_timeout,
+                shutdown_timeout: config.shutdown_timeout,
+            },
+            request_timeout: config.request_timeout,
+            sqlite,
+        })
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The URL the server considers its own.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    /// The engine.
+    pub fn authenticator(&self) -> &Authenticator {
+        &self.state.auth
+    }
+
+    /// Serves until `shutdown` completes, then finishes in-flight requests, writes pending
+    /// session renewals and closes the stores.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let router = app(self.state.clone(), self.http_metrics.clone(), self.request_timeout);
+        let auth = self.state.auth.clone();
+        let upkeep = tokio::spawn(upkeep(auth.clone()));
+        serve(self.listener, router, self.options, shutdown).await;
+        upkeep.abort();
+        match auth.flush().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("wrote {n} pending session renewals"),
+            Err(e) => tracing::error!("pending session renewals were not written: {e}"),
+        }
+        if let Some(sqlite) = &self.sqlite {
+            sqlite.close().await;
+        }
+        Ok(())
+    }
+}
+
+/// Opens the configured stores. Users and refresh families live together, as do sessions and
+/// revocations; a SQLite store is opened once even when it fills both places.
+pub async fn open_stores(config: &Config) -> anyhow::Result<(Stores, Option<SqliteStore>)> {
+    let uses = |kind| config.users_store == kind || config.sessions_store == kind;
+    let sqlite = if uses(StoreKind::Sqlite) {
+        tessera::fsutil::create_private_dir(&config.data_dir)?;
+        let path = config.data_dir.join("tessera.db");
+        Some(
+            SqliteStore::open(&path)
+                .await
+                .with_context(|| format!("opening {}", path.display()))?,
+        )
+    } else {
+        None
+    };
+    let memory = Arc::new(MemoryStore::default());
+    let sqlite_arc = sqlite.clone().map(Arc::new);
+    let pick = |kind: StoreKind| -> Arc<dyn AllStores> {
+        match (kind, &sqlite_arc) {
+            (StoreKind::Sqlite, Some(store)) => store.clone(),
+            _ => memory.clone(),
+        }
+    };
+    let (users, sessions) = (pick(config.users_store), pick(config.sessions_store));
+    let stores = Stores {
+        users: users.clone(),
+        refresh: users,
+        sessions: sessions.clone(),
+        revocations: sessions,
+    };
+    Ok((stores, sqlite))
+}
+
+/// Background upkeep: frequent renewal flushes, periodic purges.
+async fn upkeep(auth: Authenticator) {
+    let mut flush = tokio::time::interval(FLUSH_EVERY);
+    let mut maintain = tokio::time::interval(MAINTAIN_EVERY);
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    maintain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = flush.tick() => {
+                if let Err(e) = auth.flush().await {
+                    tracing::warn!("writing session renewals failed (will retry): {e}");
+                }
+            }
+            _ = maintain.tick() => {
+                if let Err(e) = auth.maintain().await {
+                    tracing::warn!("purging expired state failed (will retry): {e}");
+                }
+            }
+        }
+    }
+}
+
+/// The whole HTTP surface: the API, the operations routes and the demo page.
+pub fn app(
+    state: TesseraState,
+    http_metrics: Arc<HttpMetrics>,
+    request_timeout: Duration,
+) -> Router {
+    let ops_state = OpsState { api: state.clone(), http_metrics: http_metrics.clone() };
+    Router::new()
+        .route("/", get(ops::index))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .with_state(ops_state)
+        .merge(api_router(state))
+        .fallback(tessera_axum::routes::not_found)
+        .layer(middleware::from_fn_with_state(request_timeout, time_limit))
+        .layer(middleware::from_fn(tessera_axum::layers::security_headers))
+        .layer(middleware::from_fn_with_state(http_metrics, http_metrics::record))
+}
+
+async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Timeout.into_response(),
+    }
+}
+
+/// A backend that implements every store trait, so one value can fill any slot.
+trait AllStores: UserStore + SessionStore + RefreshStore + RevocationStore {}
+
+impl<T: UserStore + SessionStore + RefreshStore + RevocationStore> AllStores for T {}

@@ -1,0 +1,598 @@
+//! Configuration in two stages: [`RawConfig`] mirrors the TOML file (unknown keys are errors),
+//! is overlaid with `TESSERA_<SECTION>__<KEY>` environment variables and command-line flags,
+//! then converted into the validated [`Config`]. Every error names the key and says what was
+//! expected.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::SecretSlice;
+use serde::{Deserialize, Deserializer, Serialize};
+use tessera::Settings;
+use tessera::password::Argon2Params;
+use tessera::token::Algorithm;
+use tessera::token::keys::HS256_MIN_SECRET;
+use tessera_axum::state::normalize_origin;
+
+/// A duration written as `90s`, `30m`, `12h`, `14d` (or a bare number of seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct HumanDuration(#[serde(serialize_with = "serialize_duration")] pub Duration);
+
+fn serialize_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&humantime::format_duration(*d).to_string())
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = HumanDuration;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration such as \"90s\", \"30m\", \"12h\" or \"14d\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<HumanDuration, E> {
+                humantime::parse_duration(v.trim())
+                    .map(HumanDuration)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Str(v), &self))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<HumanDuration, E> {
+                Ok(HumanDuration(Duration::from_secs(v)))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<HumanDuration, E> {
+                u64::try_from(v)
+                    .map(|v| HumanDuration(Duration::from_secs(v)))
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// A list written as a TOML array or as one comma-separated string (handy in env vars).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StringList(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for StringList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            One(String),
+            Many(Vec<String>),
+        }
+        Ok(StringList(match Either::deserialize(d)? {
+            Either::One(s) => {
+                s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+            }
+            Either::Many(v) => v,
+        }))
+    }
+}
+
+/// The `[server]` section.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawServer {
+    /// Address to listen on. Default `127.0.0.1:8080`.
+    pub listen: Option<String>,
+    /// Where the SQLite database, keys and secrets live. Default `./tessera-data`.
+    pub data_dir: Option<PathBuf>,
+    /// The URL clients reach this server at. Default `http://<listen>`.
+    pub public_url: Option<String>,
+    /// Origins (besides the server's own) allowed to make unsafe requests. Default none.
+    pub allowed_origins: Option<StringList>,
+    /// Take client IPs from `X-Forwarded-For` (only behind a proxy). Default `false`.
+    pub trust_proxy_headers: Option<bool>,
+    /// Longest a request may take. Default `30s`.
+    pub request_timeout: Option<HumanDuration>,
+    /// Longest a client may take to send the request headers. Default `10s`.
+    pub header_timeout: Option<HumanDuration>,
+    /// Longest to wait for in-flight requests at shutdown. Default `30s`.
+    pub shutdown_timeout: Option<HumanDuration>,
+}
+
+/// The `[cookie]` section.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawCookie {
+    /// `Secure` cookies with `__Host-` names. Default `true`; `false` only for plain-HTTP
+    /// development.
+    pub secure: Option<bool>,
+}
+
+/// The `[session]` section.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSession {
+    /// Default `30m`.
+    pub idle_timeout: Option<HumanDuration>,
+    /// Default `12h`.
+    pub absolute_lifetime: Option<HumanDuration>,
+}
+
+/// The `[token]` section.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawToken {
+    /// `EdDSA` (default), `ES256`, `RS256` or `HS256`.
+    pub algorithm: Option<String>,
+    /// The HS256 shared secret (at least 32 bytes). Required for HS256 only.
+    pub secret: Option<String>,
+    /// A file holding the HS256 secret (instead of `secret`).
+    pub secret_file: Option<PathBuf>,
+    /// Default: the public URL.
+    pub issuer: Option<String>,
+    /// Default `tessera`.
+    pub audience: Option<String>,
+    /// Default `5m`.
+    pub access_ttl: Option<HumanDuration>,
+    /// Default `14d`.
+    pub refresh_ttl: Option<HumanDuration>,
+    /// Default `30d`.
+    pub refresh_family_lifetime: Option<HumanDuration>,
+    /// Default `10s`; `0s` turns the retry grace off.
+    pub refresh_reuse_grace: Option<HumanDuration>,
+    /// Default `30s`, at most `60s`.
+    pub leeway: Option<HumanDuration>,
+}
+
+/// The `[limits]` section.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLimits {
+    /// Default 5.
+    pub max_failures: Option<u32>,
+    /// Default `15m`.
+    pub failure_window: Option<HumanDuration>,
+    /// Default 30.
+    pub ip_per_minute: Option<u32>,
+}
+
+/// The `[registration]` section.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRegistration {
+    /// Default `true`.
+    pub open: Option<bool>,
+}
+
+/// The `[store]` section.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawStore {
+    /// Users and refresh families: `sqlite` (default) or `memory`.
+    pub users: Option<String>,
+    /// Sessions and revocations: `sqlite` (default) or `memory`.
+    pub sessions: Option<String>,
+    /// PostgreSQL URL (for `postgres` stores).
+    pub url: Option<String>,
+    /// Redis URL (for `redis` stores).
+    pub redis_url: Option<String>,
+}
+
+/// The `[password]` section.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawPassword {
+    /// argon2id memory in KiB. Default 19456.
+    pub memory_kib: Option<u32>,
+    /// argon2id passes. Default 2.
+    pub iterations: Option<u32>,
+    /// argon2id lanes. Default 1.
+    pub parallelism: Option<u32>,
+    /// Hashing threads. Default: one per CPU.
+    pub workers: Option<usize>,
+}
+
+/// The `[log]` section.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLog {
+    /// A tracing filter: `info` (default), `debug`, `tessera=debug,info`...
+    pub level: Option<String>,
+    /// `text` (default) or `json`.
+    pub format: Option<String>,
+}
+
+/// The configuration file as written.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    /// `[server]`
+    pub server: RawServer,
+    /// `[cookie]`
+    pub cookie: RawCookie,
+    /// `[session]`
+    pub session: RawSession,
+    /// `[token]`
+    pub token: RawToken,
+    /// `[limits]`
+    pub limits: RawLimits,
+    /// `[registration]`
+    pub registration: RawRegistration,
+    /// `[store]`
+    pub store: RawStore,
+    /// `[password]`
+    pub password: RawPassword,
+    /// `[log]`
+    pub log: RawLog,
+}
+
+/// Command-line overrides.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--listen`
+    pub listen: Option<String>,
+    /// `--data-dir`
+    pub data_dir: Option<PathBuf>,
+}
+
+/// A storage backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// The SQLite file in the data directory.
+    Sqlite,
+    /// Process memory: nothing survives a restart.
+    Memory,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// Address to bind.
+    pub listen: SocketAddr,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Public URL if configured (else derived from the bound address).
+    pub public_url: Option<String>,
+    /// Issuer if configured (else the public URL).
+    pub issuer: Option<String>,
+    /// Extra allowed origins (normalised).
+    pub allowed_origins: Vec<String>,
+    /// Secure cookies.
+    pub cookie_secure: bool,
+    /// Trust `X-Forwarded-For`.
+    pub trust_proxy_headers: bool,
+    /// Request timeout.
+    pub request_timeout: Duration,
+    /// Header read timeout.
+    pub header_timeout: Duration,
+    /// Graceful shutdown limit.
+    pub shutdown_timeout: Duration,
+    /// Token signing algorithm.
+    pub algorithm: Algorithm,
+    /// HS256 secret.
+    pub hs256_secret: Option<SecretSlice<u8>>,
+    /// Store for users and refresh families.
+    pub users_store: StoreKind,
+    /// Store for sessions and revocations.
+    pub sessions_store: StoreKind,
+    /// Engine settings (issuer filled in at start).
+    pub engine: Settings,
+    /// Log filter.
+    pub log_level: String,
+    /// Log format.
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// Loads `file` (if any), the `TESSERA_…` environment and `overrides`, and validates.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(RawConfig::default()));
+        if let Some(file) = file {
+            if !file.is_file() {
+                bail!("config file {} does not exist or is not a file", file.display());
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        let figment = figment
+            .merge(Env::prefixed("TESSERA_").filter(|key| key.as_str().contains("__")).split("__"));
+        let mut raw: RawConfig = figment.extract().map_err(|e| {
+            let mut message = String::from("invalid configuration:");
+            for error in e {
+                message.push_str("\n  - ");
+                message.push_str(&describe(&error));
+            }
+            anyhow!(message)
+        })?;
+        if let Some(listen) = &overrides.listen {
+            raw.server.listen = Some(listen.clone());
+        }
+        if let Some(dir) = &overrides.data_dir {
+            raw.server.data_dir = Some(dir.clone());
+        }
+        Config::from_raw(raw)
+    }
+
+    /// Validates a raw configuration.
+    pub fn from_raw(raw: RawConfig) -> anyhow::Result<Config> {
+        let listen_text = raw.server.listen.as_deref().unwrap_or("127.0.0.1:8080");
+        let listen = parse_listen(listen_text).with_context(|| {
+            format!(
+                "server.listen: `{listen_text}` is not an address like 127.0.0.1:8080 or [::1]:8080"
+            )
+        })?;
+        let public_url = raw.server.public_url.map(|u| u.trim_end_matches('/').to_owned());
+        if let Some(url) = &public_url
+            && normalize_origin(url).is_none()
+        {
+            bail!("server.public_url: `{url}` is not an http:// or https:// URL");
+        }
+        let mut allowed_origins = Vec::new();
+        for origin in raw.server.allowed_origins.unwrap_or_default().0 {
+            let normalized = normalize_origin(&origin).ok_or_else(|| {
+                anyhow!("server.allowed_origins: `{origin}` is not an origin like https://app.example.com")
+            })?;
+            allowed_origins.push(normalized);
+        }
+
+        let algorithm_name = raw.token.algorithm.as_deref().unwrap_or("EdDSA");
+        let algorithm = Algorithm::parse(algorithm_name).ok_or_else(|| {
+            anyhow!("token.algorithm: `{algorithm_name}` is not one of EdDSA, ES256, RS256, HS256")
+        })?;
+        let secret = match (&raw.token.secret, &raw.token.secret_file) {
+            (Some(_), Some(_)) => bail!("token.secret and token.secret_file: set only one"),
+            (Some(s), None) => Some(s.as_bytes().to_vec()),
+            (None, Some(path)) => Some(
+                std::fs::read(path)
+                    .with_context(|| format!("token.secret_file: cannot read {}", path.display()))?
+                    .trim_ascii()
+                    .to_vec(),
+            ),
+            (None, None) => None,
+        };
+        let hs256_secret = match (algorithm, secret) {
+            (Algorithm::HS256, None) => {
+                bail!(
+                    "token.secret: HS256 needs a shared secret of at least {HS256_MIN_SECRET} bytes"
+                )
+            }
+            (Algorithm::HS256, Some(s)) if s.len() < HS256_MIN_SECRET => bail!(
+                "token.secret: the HS256 secret is {} bytes; it must be at least {HS256_MIN_SECRET}",
+                s.len()
+            ),
+            (Algorithm::HS256, Some(s)) => Some(SecretSlice::from(s)),
+            (_, Some(_)) => bail!("token.secret: only used with token.algorithm = \"HS256\""),
+            (_, None) => None,
+        };
+
+        let store_kind = |key: &str, value: Option<&str>| -> anyhow::Result<StoreKind> {
+            match value.unwrap_or("sqlite") {
+                "sqlite" => Ok(StoreKind::Sqlite),
+                "memory" => Ok(StoreKind::Memory),
+                "postgres" | "redis" => bail!(
+                    "{key}: `{}` is not available in this version yet; use `sqlite` or `memory`",
+                    value.unwrap_or_default()
+                ),
+                other => bail!("{key}: `{other}` is not one of sqlite, memory, postgres, redis"),
+            }
+        };
+        let users_store = store_kind("store.users", raw.store.users.as_deref())?;
+        let sessions_store = store_kind("store.sessions", raw.store.sessions.as_deref())?;
+
+        let mut engine = Settings::new();
+        let d = |v: Option<HumanDuration>, default: Duration| v.map_or(default, |h| h.0);
+        engine.session.idle_timeout = d(raw.session.idle_timeout, engine.session.idle_timeout);
+        engine.session.absolute_lifetime =
+            d(raw.session.absolute_lifetime, engine.session.absolute_lifetime);
+        let t = &mut engine.token;
+        t.access_ttl = d(raw.token.access_ttl, t.access_ttl);
+        t.refresh_ttl = d(raw.token.refresh_ttl, t.refresh_ttl);
+        t.refresh_family_lifetime = d(raw.token.refresh_family_lifetime, t.refresh_family_lifetime);
+        t.refresh_reuse_grace = d(raw.token.refresh_reuse_grace, t.refresh_reuse_grace);
+        t.leeway = d(raw.token.leeway, t.leeway);
+        if let Some(audience) = raw.token.audience {
+            t.audience = audience;
+        }
+        let l = &mut engine.limits;
+        l.max_failures = raw.limits.max_failures.unwrap_or(l.max_failures);
+        l.failure_window = d(raw.limits.failure_window, l.failure_window);
+        l.ip_per_minute = raw.limits.ip_per_minute.unwrap_or(l.ip_per_minute);
+        engine.registration_open = raw.registration.open.unwrap_or(true);
+        let defaults = Argon2Params::default();
+        engine.password.params = Argon2Params {
+            memory_kib: raw.password.memory_kib.unwrap_or(defaults.memory_kib),
+            iterations: raw.password.iterations.unwrap_or(defaults.iterations),
+            parallelism: raw.password.parallelism.unwrap_or(defaults.parallelism),
+        };
+        if let Some(workers) = raw.password.workers {
+            engine.password.workers = workers;
+        }
+        if let Some(issuer) = &raw.token.issuer {
+            engine.token.issuer = issuer.clone();
+        }
+        engine.validate().map_err(|(key, message)| anyhow!("{key}: {message}"))?;
+
+        let log_format = match raw.log.format.as_deref().unwrap_or("text") {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => bail!("log.format: `{other}` is not one of text, json"),
+        };
+        let log_level = raw.log.level.unwrap_or_else(|| "info".into());
+        tracing_subscriber::EnvFilter::try_new(&log_level)
+            .map_err(|e| anyhow!("log.level: `{log_level}` is not a valid filter: {e}"))?;
+
+        let timeout =
+            |key: &str, v: Option<HumanDuration>, default: u64| -> anyhow::Result<Duration> {
+                let value = v.map_or(Duration::from_secs(default), |h| h.0);
+                if value < Duration::from_millis(100) {
+                    bail!("{key}: must be at least 100ms");
+                }
+                Ok(value)
+            };
+        Ok(Config {
+            listen,
+            data_dir: raw.server.data_dir.unwrap_or_else(|| PathBuf::from("tessera-data")),
+            public_url,
+            issuer: raw.token.issuer,
+            allowed_origins,
+            cookie_secure: raw.cookie.secure.unwrap_or(true),
+            trust_proxy_headers: raw.server.trust_proxy_headers.unwrap_or(false),
+            request_timeout: timeout("server.request_timeout", raw.server.request_timeout, 30)?,
+            header_timeout: timeout("server.header_timeout", raw.server.header_timeout, 10)?,
+            shutdown_timeout: timeout("server.shutdown_timeout", raw.server.shutdown_timeout, 30)?,
+            algorithm,
+            hs256_secret,
+            users_store,
+            sessions_store,
+            engine,
+            log_level,
+            log_format,
+        })
+    }
+}
+
+fn parse_listen(text: &str) -> Option<SocketAddr> {
+    let text = text.trim();
+    text.parse().ok().or_else(|| {
+        let port = text.strip_prefix("localhost:")?.parse().ok()?;
+        Some(SocketAddr::from(([127, 0, 0, 1], port)))
+    })
+}
+
+/// One figment error as `key: problem (from source)`.
+fn describe(error: &figment::Error) -> String {
+    let key = if error.path.is_empty() { "config".to_owned() } else { error.path.join(".") };
+    let source = error
+        .metadata
+        .as_ref()
+        .map(|m| match &m.source {
+            Some(figment::Source::File(path)) => format!(" (in {})", path.display()),
+            _ if m.name.contains("environment") => {
+                format!(" (from TESSERA_{} in the environment)", env_name(&error.path))
+            }
+            _ => String::new(),
+        })
+        .unwrap_or_default();
+    format!("{key}: {}{source}", error.kind)
+}
+
+fn env_name(path: &[String]) -> String {
+    path.iter().map(|p| p.to_ascii_uppercase()).collect::<Vec<_>>().join("__")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(toml: &str) -> anyhow::Result<Config> {
+        let raw: RawConfig = Figment::from(Toml::string(toml)).extract().map_err(|e| {
+            anyhow!(e.into_iter().map(|e| describe(&e)).collect::<Vec<_>>().join("; "))
+        })?;
+        Config::from_raw(raw)
+    }
+
+    #[test]
+    fn empty_config_gives_the_documented_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.data_dir, PathBuf::from("tessera-data"));
+        assert!(c.cookie_secure);
+        assert_eq!(c.algorithm, Algorithm::EdDSA);
+        assert_eq!(c.users_store, StoreKind::Sqlite);
+        assert_eq!(c.engine.session.idle_timeout, Duration::from_secs(1800));
+        assert_eq!(c.engine.token.audience, "tessera");
+        assert!(c.engine.registration_open);
+        assert!(c.public_url.is_none() && c.issuer.is_none());
+    }
+
+    #[test]
+    fn every_documented_key_is_read() {
+        let c = parse(
+            r#"
+            [server]
+            listen = "[::1]:9000"
+            data_dir = "/var/lib/tessera"
+            public_url = "https://auth.example.com/"
+            allowed_origins = ["https://app.example.com", "http://localhost:3000"]
+            [cookie]
+            secure = false
+            [session]
+            idle_timeout = "10m"
+            absolute_lifetime = "8h"
+            [token]
+            algorithm = "ES256"
+            issuer = "https://issuer.example.com"
+            audience = "my-api"
+            access_ttl = "2m"
+            refresh_ttl = "7d"
+            refresh_family_lifetime = "20d"
+            refresh_reuse_grace = "0s"
+            leeway = "45s"
+            [limits]
+            max_failures = 3
+            failure_window = "5m"
+            ip_per_minute = 100
+            [registration]
+            open = false
+            [store]
+            users = "memory"
+            sessions = "sqlite"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.listen, "[::1]:9000".parse().unwrap());
+        assert_eq!(c.public_url.as_deref(), Some("https://auth.example.com"));
+        assert_eq!(c.allowed_origins, vec!["https://app.example.com", "http://localhost:3000"]);
+        assert!(!c.cookie_secure);
+        assert_eq!(c.engine.session.absolute_lifetime, Duration::from_secs(8 * 3600));
+        assert_eq!(c.algorithm, Algorithm::ES256);
+        assert_eq!(c.engine.token.issuer, "https://issuer.example.com");
+        assert_eq!(c.engine.token.audience, "my-api");
+        assert_eq!(c.engine.token.refresh_family_lifetime, Duration::from_secs(20 * 86400));
+        assert_eq!(c.engine.token.refresh_reuse_grace, Duration::ZERO);
+        assert_eq!(c.engine.limits.ip_per_minute, 100);
+        assert!(!c.engine.registration_open);
+        assert_eq!(c.users_store, StoreKind::Memory);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        for (toml, key) in [
+            ("[session]\nidle_timeout = \"soon\"", "session.idle_timeout"),
+            ("[session]\nidle_tmeout = \"1m\"", "session"),
+            ("[sesion]\nidle_timeout = \"1m\"", "config"),
+            ("[server]\nlisten = \"nowhere\"", "server.listen"),
+            ("[token]\nalgorithm = \"none\"", "token.algorithm"),
+            ("[token]\nalgorithm = \"HS256\"", "token.secret"),
+            ("[token]\nalgorithm = \"HS256\"\nsecret = \"short\"", "token.secret"),
+            ("[token]\nleeway = \"2m\"", "token.leeway"),
+            ("[store]\nusers = \"postgres\"", "store.users"),
+            ("[store]\nsessions = \"mongo\"", "store.sessions"),
+            ("[server]\nallowed_origins = [\"not an origin\"]", "server.allowed_origins"),
+            ("[limits]\nmax_failures = -1", "limits.max_failures"),
+            ("[cookie]\nsecure = \"yes\"", "cookie.secure"),
+        ] {
+            let error = parse(toml).unwrap_err().to_string();
+            assert!(
+                error.starts_with(key) || error.contains(&format!("{key}:")),
+                "{toml}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn durations_and_lists_take_both_forms() {
+        let c = parse("[session]\nidle_timeout = 90\n[server]\nallowed_origins = \"https://a.example, https://b.example\"").unwrap();
+        assert_eq!(c.engine.session.idle_timeout, Duration::from_secs(90));
+        assert_eq!(c.allowed_origins, vec!["https://a.example", "https://b.example"]);
+        let hs =
+            parse("[token]\nalgorithm = \"hs256\"\nsecret = \"0123456789abcdef0123456789abcdef\"")
+                .unwrap();
+        assert_eq!(hs.algorithm, Algorithm::HS256);
+    }
+}

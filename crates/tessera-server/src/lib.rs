@@ -1,0 +1,104 @@
+//! The `tessera` server: configuration, command line, and the application that serves the
+//! HTTP API of `tessera-axum` with operations endpoints, metrics and graceful shutdown.
+//!
+//! The binary (`main.rs`) only parses arguments and calls [`run`]; tests start an
+//! [`Application`] on port 0 the same way.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod http_metrics;
+pub mod ops;
+pub mod serve;
+pub mod telemetry;
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use anyhow::{Context, bail};
+use secrecy::SecretString;
+use tessera::Authenticator;
+
+pub use app::Application;
+use cli::{Cli, Command, ConfigArgs, ConfigCommand, UserCommand};
+use config::{Config, Overrides};
+
+/// Runs one command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => {
+            let config = load(&args.config, args.listen)?;
+            telemetry::init(&config)?;
+            let app = Application::build(config).await?;
+            let mut stdout = std::io::stdout();
+            writeln!(stdout, "listening on http://{}", app.local_addr())?;
+            stdout.flush()?;
+            tracing::info!(public_url = app.public_url(), "tessera is serving");
+            app.run_until(shutdown_signal()).await?;
+            tracing::info!("stopped");
+            Ok(())
+        }
+        Command::User(UserCommand::Add { username, config }) => {
+            let config = load(&config, None)?;
+            let password = read_password()?;
+            let (stores, sqlite) = app::open_stores(&config).await?;
+            let auth = Authenticator::builder(config.engine, stores).build().await?;
+            let result = auth.create_user(&username, &password).await;
+            if let Some(sqlite) = sqlite {
+                sqlite.close().await;
+            }
+            let user = result.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("created user {} ({})", user.username, user.id);
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Check { config, listen }) => {
+            let config = load(&config, listen)?;
+            print!("{}", telemetry::describe_config(&config));
+            println!("configuration OK");
+            Ok(())
+        }
+    }
+}
+
+fn load(args: &ConfigArgs, listen: Option<String>) -> anyhow::Result<Config> {
+    Config::load(args.config.as_deref(), &Overrides { listen, data_dir: args.data_dir.clone() })
+}
+
+fn read_password() -> anyhow::Result<SecretString> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("password for the new user (input is visible): ");
+    }
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line).context("reading the password from standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    if password.is_empty() {
+        bail!(
+            "no password on standard input (try: printf '%s\\n' \"$PASSWORD\" | tessera user add NAME)"
+        );
+    }
+    Ok(SecretString::from(password))
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("Ctrl-C: shutting down"),
+        () = terminate => tracing::info!("SIGTERM: shutting down"),
+    }
+}

@@ -1,0 +1,57 @@
+//! Logging setup, and the human-readable summary of a configuration (`tessera config check`).
+
+use std::fmt::Write as _;
+
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{Config, LogFormat};
+
+/// Installs the global tracing subscriber: stderr, the configured filter and format.
+pub fn init(config: &Config) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_new(&config.log_level)?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let result = match config.log_format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    result.map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))
+}
+
+/// The effective configuration, one `key = value` per line, secrets left out.
+pub fn describe_config(c: &Config) -> String {
+    let e = &c.engine;
+    let d = |d: std::time::Duration| humantime::format_duration(d).to_string();
+    let mut out = String::new();
+    let lines = [
+        ("server.listen", c.listen.to_string()),
+        ("server.data_dir", c.data_dir.display().to_string()),
+        ("server.public_url", c.public_url.clone().unwrap_or_else(|| "http://<listen>".into())),
+        ("server.allowed_origins", c.allowed_origins.join(", ")),
+        ("server.trust_proxy_headers", c.trust_proxy_headers.to_string()),
+        ("cookie.secure", c.cookie_secure.to_string()),
+        ("session.idle_timeout", d(e.session.idle_timeout)),
+        ("session.absolute_lifetime", d(e.session.absolute_lifetime)),
+        ("token.algorithm", c.algorithm.to_string()),
+        ("token.issuer", c.issuer.clone().unwrap_or_else(|| "<public_url>".into())),
+        ("token.audience", e.token.audience.clone()),
+        ("token.access_ttl", d(e.token.access_ttl)),
+        ("token.refresh_ttl", d(e.token.refresh_ttl)),
+        ("token.refresh_family_lifetime", d(e.token.refresh_family_lifetime)),
+        ("token.refresh_reuse_grace", d(e.token.refresh_reuse_grace)),
+        ("token.leeway", d(e.token.leeway)),
+        ("limits.max_failures", e.limits.max_failures.to_string()),
+        ("limits.failure_window", d(e.limits.failure_window)),
+        ("limits.ip_per_minute", e.limits.ip_per_minute.to_string()),
+        ("registration.open", e.registration_open.to_string()),
+        ("store.users", format!("{:?}", c.users_store).to_lowercase()),
+        ("store.sessions", format!("{:?}", c.sessions_store).to_lowercase()),
+        ("password.memory_kib", e.password.params.memory_kib.to_string()),
+        ("password.iterations", e.password.params.iterations.to_string()),
+        ("password.parallelism", e.password.params.parallelism.to_string()),
+        ("password.workers", e.password.workers.to_string()),
+    ];
+    for (key, value) in lines {
+        let _ = writeln!(out, "{key} = {value}");
+    }
+    out
+}
