@@ -564,8 +564,8 @@ mod tests {
     fn errors_name_the_key() {
         for (toml, key) in [
             ("[session]\nidle_timeout = \"soon\"", "session.idle_timeout"),
-            ("[session]\nidle_tmeout = \"1m\"", "session"),
-            ("[sesion]\nidle_timeout = \"1m\"", "config"),
+            ("[session]\nidle_tmeout = \"1m\"", "session.idle_tmeout"),
+            ("[sesion]\nidle_timeout = \"1m\"", "sesion"),
             ("[server]\nlisten = \"nowhere\"", "server.listen"),
             ("[token]\nalgorithm = \"none\"", "token.algorithm"),
             ("[token]\nalgorithm = \"HS256\"", "token.secret"),
