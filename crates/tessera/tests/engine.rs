@@ -1,0 +1,437 @@
+//! The engine's integration tests (one binary): the store suite, written once and run against
+//! every backend, and end-to-end rules of the [`Authenticator`] with a fake clock over a real
+//! SQLite file.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use tessera::clock::{Clock, ManualClock, Timestamp};
+use tessera::password::Argon2Params;
+use tessera::store::memory::MemoryStore;
+use tessera::store::sqlite::SqliteStore;
+use tessera::store::{
+    ClientInfo, FamilyRecord, RefreshStore, RefreshTokenRecord, RevocationStore, Rotation,
+    SessionRecord, SessionStore, StoreError, Stores, UserRecord, UserStore,
+};
+use tessera::{AuthMethod, Authenticator, Error, Settings};
+
+const T0: i64 = 1_800_000_000_000;
+
+fn ts(offset_secs: i64) -> Timestamp {
+    Timestamp::from_unix_millis(T0 + offset_secs * 1000)
+}
+
+fn digest(n: u8) -> [u8; 32] {
+    [n; 32]
+}
+
+fn user(id: &str, name: &str) -> UserRecord {
+    UserRecord {
+        id: id.into(),
+        username: name.into(),
+        password_hash: "$argon2id$x".into(),
+        created_at: ts(0),
+    }
+}
+
+fn session(n: u8, user_id: &str, created: i64) -> SessionRecord {
+    SessionRecord {
+        token_hash: digest(n),
+        sid: format!("s{n}"),
+        user_id: user_id.into(),
+        username: "alice".into(),
+        created_at: ts(created),
+        last_seen_at: ts(created),
+        expires_at: ts(created + 3600),
+        client: ClientInfo { ip: Some("192.0.2.1".into()), user_agent: Some("test".into()) },
+    }
+}
+
+fn family(sid: &str, user_id: &str) -> FamilyRecord {
+    FamilyRecord {
+        sid: sid.into(),
+        user_id: user_id.into(),
+        username: "alice".into(),
+        created_at: ts(0),
+        last_used_at: ts(0),
+        expires_at: ts(86_400),
+        client: ClientInfo::default(),
+    }
+}
+
+fn token(n: u8, sid: &str, issued: i64) -> RefreshTokenRecord {
+    RefreshTokenRecord {
+        token_hash: digest(n),
+        sid: sid.into(),
+        issued_at: ts(issued),
+        spent_at: None,
+    }
+}
+
+/// The store contract, written once for every backend.
+async fn store_suite<S>(store: Arc<S>)
+where
+    S: UserStore + SessionStore + RefreshStore + RevocationStore,
+{
+    // Users: unique usernames, lookups, password updates.
+    store.insert_user(&user("u1", "alice")).await.unwrap();
+    assert!(matches!(store.insert_user(&user("u2", "alice")).await, Err(StoreError::Conflict)));
+    assert!(matches!(store.insert_user(&user("u1", "bob")).await, Err(StoreError::Conflict)));
+    store.insert_user(&user("u2", "bob")).await.unwrap();
+    assert_eq!(store.find_user_by_username("alice").await.unwrap().unwrap().id, "u1");
+    assert_eq!(store.find_user_by_id("u2").await.unwrap().unwrap().username, "bob");
+    assert!(store.find_user_by_username("carol").await.unwrap().is_none());
+    assert!(store.update_password_hash("u1", "$argon2id$new").await.unwrap());
+    assert!(!store.update_password_hash("nobody", "x").await.unwrap());
+    assert_eq!(store.find_user_by_id("u1").await.unwrap().unwrap().password_hash, "$argon2id$new");
+    UserStore::ping(&*store).await.unwrap();
+
+    // Sessions: by digest, touch only moves forward, per-user listing and deletion.
+    store.insert_session(&session(1, "u1", 0)).await.unwrap();
+    store.insert_session(&session(2, "u1", 10)).await.unwrap();
+    store.insert_session(&session(3, "u2", 5)).await.unwrap();
+    assert!(matches!(store.insert_session(&session(1, "u1", 0)).await, Err(StoreError::Conflict)));
+    let found = store.find_session(&digest(1)).await.unwrap().unwrap();
+    assert_eq!(found, session(1, "u1", 0));
+    store.touch_sessions(&[(digest(1), ts(100)), (digest(9), ts(100))]).await.unwrap();
+    store.touch_sessions(&[(digest(1), ts(50))]).await.unwrap();
+    assert_eq!(store.find_session(&digest(1)).await.unwrap().unwrap().last_seen_at, ts(100));
+    let listed: Vec<String> =
+        store.list_user_sessions("u1").await.unwrap().into_iter().map(|s| s.sid).collect();
+    assert_eq!(listed, ["s1", "s2"], "oldest first");
+    assert!(store.delete_user_session("u2", "s1").await.unwrap().is_none(), "not bob's");
+    assert_eq!(store.delete_user_session("u1", "s1").await.unwrap().unwrap().sid, "s1");
+    assert!(store.find_session(&digest(1)).await.unwrap().is_none());
+    store.insert_session(&session(4, "u1", 20)).await.unwrap();
+    let deleted = store.delete_user_sessions("u1", Some("s4")).await.unwrap();
+    assert_eq!(deleted, vec![digest(2)]);
+    assert!(store.find_session(&digest(4)).await.unwrap().is_some());
+    assert_eq!(store.delete_session(&digest(4)).await.unwrap().unwrap().sid, "s4");
+    assert!(store.delete_session(&digest(4)).await.unwrap().is_none());
+    // Expiry: s3 was last seen at 5 s; an idle cutoff at 5 s removes it.
+    store.insert_session(&session(5, "u2", 3000)).await.unwrap();
+    assert_eq!(store.delete_expired_sessions(ts(100), ts(5)).await.unwrap(), 1);
+    assert_eq!(store.delete_expired_sessions(ts(3000 + 3600), ts(0)).await.unwrap(), 1);
+    assert!(store.list_user_sessions("u2").await.unwrap().is_empty());
+
+    // Refresh families: rotation is atomic and single-use.
+    store.create_family(&family("f1", "u1"), &token(10, "f1", 0)).await.unwrap();
+    store.create_family(&family("f2", "u1"), &token(20, "f2", 0)).await.unwrap();
+    store.create_family(&family("f3", "u2"), &token(30, "f3", 0)).await.unwrap();
+    let (t, f) = store.find_refresh_token(&digest(10)).await.unwrap().unwrap();
+    assert_eq!((t.sid.as_str(), t.spent_at, f.user_id.as_str()), ("f1", None, "u1"));
+    assert_eq!(
+        store.rotate_refresh_token(&digest(10), &token(11, "f1", 60), ts(60)).await.unwrap(),
+        Rotation::Rotated
+    );
+    assert_eq!(
+        store.rotate_refresh_token(&digest(10), &token(12, "f1", 61), ts(61)).await.unwrap(),
+        Rotation::AlreadySpent
+    );
+    assert!(
+        store.find_refresh_token(&digest(12)).await.unwrap().is_none(),
+        "nothing stored on a lost race"
+    );
+    let (spent, f) = store.find_refresh_token(&digest(10)).await.unwrap().unwrap();
+    assert_eq!(spent.spent_at, Some(ts(60)));
+    assert_eq!(f.last_used_at, ts(60));
+    assert_eq!(store.find_refresh_token(&digest(11)).await.unwrap().unwrap().0.spent_at, None);
+    assert_eq!(store.find_family("f1").await.unwrap().unwrap().last_used_at, ts(60));
+    let fams: Vec<String> =
+        store.list_user_families("u1").await.unwrap().into_iter().map(|f| f.sid).collect();
+    assert_eq!(fams, ["f1", "f2"]);
+    assert!(store.delete_family("f1", Some("u2")).await.unwrap().is_none(), "not bob's");
+    assert_eq!(store.delete_family("f1", Some("u1")).await.unwrap().unwrap().sid, "f1");
+    assert!(
+        store.find_refresh_token(&digest(11)).await.unwrap().is_none(),
+        "tokens go with the family"
+    );
+    assert_eq!(store.delete_user_families("u1", None).await.unwrap(), vec!["f2".to_string()]);
+    assert_eq!(store.delete_user_families("u2", Some("f3")).await.unwrap(), Vec::<String>::new());
+    assert_eq!(store.delete_expired_families(ts(10), ts(0)).await.unwrap(), 1, "idle since 0 s");
+    assert!(store.find_family("f3").await.unwrap().is_none());
+
+    // Revocations keep the later deadline and expire.
+    store.insert_revocation("a", ts(100)).await.unwrap();
+    store.insert_revocation("a", ts(50)).await.unwrap();
+    store.insert_revocation("b", ts(10)).await.unwrap();
+    let mut active = store.active_revocations(ts(20)).await.unwrap();
+    active.sort();
+    assert_eq!(active, vec![("a".to_string(), ts(100))]);
+    assert_eq!(store.delete_expired_revocations(ts(20)).await.unwrap(), 1);
+    assert_eq!(store.delete_expired_revocations(ts(100)).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn memory_store_meets_the_contract() {
+    store_suite(Arc::new(MemoryStore::default())).await;
+}
+
+#[tokio::test]
+async fn sqlite_store_meets_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    store_suite(Arc::new(SqliteStore::open(&dir.path().join("t.db")).await.unwrap())).await;
+}
+
+#[tokio::test]
+async fn sqlite_keeps_data_across_reopen_and_refuses_a_newer_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    store.insert_user(&user("u1", "alice")).await.unwrap();
+    store.close().await;
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert!(store.find_user_by_username("alice").await.unwrap().is_some());
+    store.close().await;
+
+    // A database from a future version must not be touched.
+    {
+        use sqlx::Connection;
+        let mut conn =
+            sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+        sqlx::raw_sql("PRAGMA user_version = 99").execute(&mut conn).await.unwrap();
+        conn.close().await.unwrap();
+    }
+    match SqliteStore::open(&path).await {
+        Err(StoreError::Corrupt(why)) => assert!(why.contains("newer"), "{why}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn concurrent_rotations_on_sqlite_have_exactly_one_winner() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("t.db")).await.unwrap());
+    store.create_family(&family("f1", "u1"), &token(1, "f1", 0)).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..8u8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store.rotate_refresh_token(&digest(1), &token(100 + i, "f1", 1), ts(1)).await.unwrap()
+        }));
+    }
+    let mut winners = 0;
+    for task in tasks {
+        if task.await.unwrap() == Rotation::Rotated {
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1);
+}
+
+// --- the authenticator end to end, with a fake clock over SQLite ---------------------------
+
+struct Harness {
+    auth: Authenticator,
+    clock: Arc<ManualClock>,
+    _dir: tempfile::TempDir,
+}
+
+async fn harness(tune: impl FnOnce(&mut Settings)) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("t.db")).await.unwrap());
+    let clock = Arc::new(ManualClock::new(ts(0)));
+    let mut settings = Settings::new();
+    settings.password.params = Argon2Params { memory_kib: 64, iterations: 1, parallelism: 1 };
+    tune(&mut settings);
+    let auth = Authenticator::builder(settings, Stores::single(store))
+        .clock(clock.clone() as Arc<dyn Clock>)
+        .build()
+        .await
+        .unwrap();
+    Harness { auth, clock, _dir: dir }
+}
+
+fn pw(s: &str) -> SecretString {
+    SecretString::from(s.to_owned())
+}
+
+const PASSWORD: &str = "correct horse battery";
+
+#[tokio::test]
+async fn registration_normalises_and_refuses_duplicates() {
+    let h = harness(|_| {}).await;
+    let user = h.auth.register("Alice", &pw(PASSWORD)).await.unwrap();
+    assert_eq!(user.username, "alice");
+    assert!(user.password_hash.starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
+    assert!(matches!(h.auth.register("ALICE", &pw(PASSWORD)).await, Err(Error::UsernameTaken)));
+    assert!(matches!(
+        h.auth.register("bob", &pw("bob")).await,
+        Err(Error::Validation { field: "password", .. })
+    ));
+    let closed = harness(|s| s.registration_open = false).await;
+    assert!(matches!(
+        closed.auth.register("carol", &pw(PASSWORD)).await,
+        Err(Error::RegistrationClosed)
+    ));
+    assert!(
+        closed.auth.create_user("carol", &pw(PASSWORD)).await.is_ok(),
+        "administrators still can"
+    );
+}
+
+#[tokio::test]
+async fn logins_are_throttled_per_username_and_unlock_after_the_window() {
+    let h = harness(|_| {}).await;
+    h.auth.register("alice", &pw(PASSWORD)).await.unwrap();
+    for _ in 0..5 {
+        let r = h.auth.login(AuthMethod::Session, "alice", &pw("wrong password"), None).await;
+        assert!(matches!(r, Err(Error::InvalidCredentials)));
+    }
+    let locked = h.auth.login(AuthMethod::Session, "alice", &pw(PASSWORD), None).await;
+    assert!(
+        matches!(locked, Err(Error::RateLimited { retry_after }) if retry_after == Duration::from_secs(900))
+    );
+    // An unknown user fails the same way and is throttled too.
+    assert!(matches!(
+        h.auth.login(AuthMethod::Token, "nobody", &pw(PASSWORD), None).await,
+        Err(Error::InvalidCredentials)
+    ));
+    h.clock.advance(Duration::from_secs(900));
+    assert!(h.auth.login(AuthMethod::Session, "ALICE", &pw(PASSWORD), None).await.is_ok());
+}
+
+#[tokio::test]
+async fn changed_argon2_parameters_rehash_on_login() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("t.db")).await.unwrap());
+    let build = |m: u32| {
+        let mut settings = Settings::new();
+        settings.password.params = Argon2Params { memory_kib: m, iterations: 1, parallelism: 1 };
+        Authenticator::builder(settings, Stores::single(store.clone())).build()
+    };
+    build(64).await.unwrap().register("alice", &pw(PASSWORD)).await.unwrap();
+    let stronger = build(128).await.unwrap();
+    let user = stronger.login(AuthMethod::Session, "alice", &pw(PASSWORD), None).await.unwrap();
+    assert!(user.password_hash.contains("m=128,"));
+    let stored = store.find_user_by_username("alice").await.unwrap().unwrap();
+    assert!(stored.password_hash.contains("m=128,"), "the new hash is stored");
+    assert!(stronger.login(AuthMethod::Session, "alice", &pw(PASSWORD), None).await.is_ok());
+}
+
+#[tokio::test]
+async fn token_reuse_revokes_the_family_and_its_access_tokens_at_once() {
+    let h = harness(|_| {}).await;
+    let user = h.auth.register("alice", &pw(PASSWORD)).await.unwrap();
+    let first = h.auth.issue_tokens(&user, ClientInfo::default()).await.unwrap();
+    let other = h.auth.issue_tokens(&user, ClientInfo::default()).await.unwrap();
+    let second = h.auth.refresh(&first.refresh.token).await.unwrap();
+    // Within the grace and before the successor is used: the same successor comes back.
+    let retried = h.auth.refresh(&first.refresh.token).await.unwrap();
+    assert_eq!(retried.refresh.token.expose_secret(), second.refresh.token.expose_secret());
+    let third = h.auth.refresh(&second.refresh.token).await.unwrap();
+    assert!(h.auth.authenticate_token(&third.access.token).is_ok());
+
+    assert!(matches!(h.auth.refresh(&first.refresh.token).await, Err(Error::TokenReused)));
+    for access in [&first.access.token, &second.access.token, &third.access.token] {
+        assert!(matches!(h.auth.authenticate_token(access), Err(Error::TokenInvalid(_))));
+    }
+    assert!(matches!(h.auth.refresh(&third.refresh.token).await, Err(Error::TokenInvalid(_))));
+    assert!(h.auth.authenticate_token(&other.access.token).is_ok(), "other logins are untouched");
+}
+
+#[tokio::test]
+async fn revocations_survive_a_restart_until_the_tokens_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let clock = Arc::new(ManualClock::new(ts(0)));
+    let keys_pkcs8 =
+        tessera::token::SigningKey::generate(tessera::token::Algorithm::EdDSA).unwrap().1;
+    let build = |store: Arc<SqliteStore>| {
+        let mut settings = Settings::new();
+        settings.password.params = Argon2Params { memory_kib: 64, iterations: 1, parallelism: 1 };
+        let key =
+            tessera::token::SigningKey::from_pkcs8(tessera::token::Algorithm::EdDSA, &keys_pkcs8)
+                .unwrap();
+        Authenticator::builder(settings, Stores::single(store))
+            .keys(tessera::token::KeySet::single(key))
+            .clock(clock.clone() as Arc<dyn Clock>)
+            .build()
+    };
+    let store = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let auth = build(store.clone()).await.unwrap();
+    let user = auth.register("alice", &pw(PASSWORD)).await.unwrap();
+    let grant = auth.issue_tokens(&user, ClientInfo::default()).await.unwrap();
+    auth.revoke_token(&SecretString::from(grant.access.token.clone())).await.unwrap();
+    store.close().await;
+
+    let store = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let restarted = build(store).await.unwrap();
+    assert!(matches!(
+        restarted.authenticate_token(&grant.access.token),
+        Err(Error::TokenInvalid(_))
+    ));
+    assert!(matches!(restarted.refresh(&grant.refresh.token).await, Err(Error::TokenInvalid(_))));
+}
+
+#[tokio::test]
+async fn password_change_ends_every_other_login() {
+    let h = harness(|_| {}).await;
+    let user = h.auth.register("alice", &pw(PASSWORD)).await.unwrap();
+    let here = h.auth.start_session(&user, ClientInfo::default()).await.unwrap();
+    let elsewhere = h.auth.start_session(&user, ClientInfo::default()).await.unwrap();
+    let tokens = h.auth.issue_tokens(&user, ClientInfo::default()).await.unwrap();
+    let (me, _) = h.auth.authenticate_session(&here.secret).await.unwrap();
+
+    let wrong =
+        h.auth.change_password(&me, &pw("not it at all"), &pw("a new passphrase"), None).await;
+    assert!(matches!(wrong, Err(Error::InvalidCredentials)));
+    h.auth.change_password(&me, &pw(PASSWORD), &pw("a new passphrase"), None).await.unwrap();
+
+    assert!(h.auth.authenticate_session(&here.secret).await.is_ok(), "the caller stays");
+    assert!(matches!(
+        h.auth.authenticate_session(&elsewhere.secret).await,
+        Err(Error::Unauthorized)
+    ));
+    assert!(h.auth.authenticate_token(&tokens.access.token).is_err());
+    assert!(h.auth.refresh(&tokens.refresh.token).await.is_err());
+    assert!(h.auth.login(AuthMethod::Session, "alice", &pw(PASSWORD), None).await.is_err());
+    assert!(
+        h.auth.login(AuthMethod::Session, "alice", &pw("a new passphrase"), None).await.is_ok()
+    );
+}
+
+#[tokio::test]
+async fn sessions_renew_on_use_and_renewals_reach_the_store() {
+    let h = harness(|_| {}).await;
+    let user = h.auth.register("alice", &pw(PASSWORD)).await.unwrap();
+    let new = h.auth.start_session(&user, ClientInfo::default()).await.unwrap();
+    for _ in 0..4 {
+        h.clock.advance(Duration::from_secs(25 * 60));
+        h.auth.authenticate_session(&new.secret).await.unwrap();
+    }
+    assert_eq!(h.auth.flush().await.unwrap(), 1);
+    h.auth.maintain().await.unwrap();
+    let (_, s) = h.auth.authenticate_session(&new.secret).await.unwrap();
+    assert_eq!(s.record.last_seen_at, h.clock.now(), "100 minutes of use, never idle for 30");
+    h.clock.advance(Duration::from_secs(30 * 60));
+    h.auth.maintain().await.unwrap();
+    assert!(
+        matches!(h.auth.authenticate_session(&new.secret).await, Err(Error::Unauthorized)),
+        "purged"
+    );
+}
+
+#[tokio::test]
+async fn listing_shows_both_kinds_and_ending_one_is_limited_to_the_owner() {
+    let h = harness(|_| {}).await;
+    let alice = h.auth.register("alice", &pw(PASSWORD)).await.unwrap();
+    let bob = h.auth.register("bob", &pw(PASSWORD)).await.unwrap();
+    let session = h.auth.start_session(&alice, ClientInfo::default()).await.unwrap();
+    h.clock.advance(Duration::from_secs(1));
+    let tokens = h.auth.issue_tokens(&alice, ClientInfo::default()).await.unwrap();
+    let bobs = h.auth.issue_tokens(&bob, ClientInfo::default()).await.unwrap();
+    let me = h.auth.authenticate_token(&tokens.access.token).unwrap();
+    let list = h.auth.list_logins(&me).await.unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0].method, AuthMethod::Session);
+    assert_eq!(list[1].method, AuthMethod::Token);
+    assert!(list[1].current && !list[0].current);
+    assert!(matches!(h.auth.end_login(&me, &bobs.refresh.family.sid).await, Err(Error::NotFound)));
+    assert!(h.auth.authenticate_token(&bobs.access.token).is_ok(), "bob's family untouched");
+    h.auth.end_login(&me, &session.session.record.sid).await.unwrap();
+    assert!(h.auth.authenticate_session(&session.secret).await.is_err());
+    h.auth.end_all_logins(&alice.id).await.unwrap();
+    assert!(h.auth.authenticate_token(&tokens.access.token).is_err());
+}
