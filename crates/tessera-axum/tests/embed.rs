@@ -1,6 +1,8 @@
 //! tessera-axum embedded in an application of its own (one test binary): the API router merged
 //! next to the application's routes, and the extractors guarding those routes, over real HTTP.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers fail loudly
+
 use std::net::SocketAddr;
 
 use axum::Router;

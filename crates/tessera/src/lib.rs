@@ -49,6 +49,7 @@
 //! ```
 
 pub mod authenticator;
+pub mod cache;
 pub mod clock;
 pub mod crypto;
 pub mod csrf;

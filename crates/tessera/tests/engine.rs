@@ -2,12 +2,15 @@
 //! every backend, and end-to-end rules of the [`Authenticator`] with a fake clock over a real
 //! SQLite file.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers fail loudly
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use tessera::clock::{Clock, ManualClock, Timestamp};
 use tessera::password::Argon2Params;
+use tessera::store::cached::CachedSessionStore;
 use tessera::store::memory::MemoryStore;
 use tessera::store::sqlite::SqliteStore;
 use tessera::store::{
@@ -74,6 +77,13 @@ async fn store_suite<S>(store: Arc<S>)
 where
     S: UserStore + SessionStore + RefreshStore + RevocationStore,
 {
+    user_suite(&*store).await;
+    session_suite(&*store).await;
+    refresh_suite(&*store).await;
+    revocation_suite(&*store).await;
+}
+
+async fn user_suite(store: &dyn UserStore) {
     // Users: unique usernames, lookups, password updates.
     store.insert_user(&user("u1", "alice")).await.unwrap();
     assert!(matches!(store.insert_user(&user("u2", "alice")).await, Err(StoreError::Conflict)));
@@ -85,8 +95,10 @@ where
     assert!(store.update_password_hash("u1", "$argon2id$new").await.unwrap());
     assert!(!store.update_password_hash("nobody", "x").await.unwrap());
     assert_eq!(store.find_user_by_id("u1").await.unwrap().unwrap().password_hash, "$argon2id$new");
-    UserStore::ping(&*store).await.unwrap();
+    store.ping().await.unwrap();
+}
 
+async fn session_suite(store: &dyn SessionStore) {
     // Sessions: by digest, touch only moves forward, per-user listing and deletion.
     store.insert_session(&session(1, "u1", 0)).await.unwrap();
     store.insert_session(&session(2, "u1", 10)).await.unwrap();
@@ -114,7 +126,10 @@ where
     assert_eq!(store.delete_expired_sessions(ts(100), ts(5)).await.unwrap(), 1);
     assert_eq!(store.delete_expired_sessions(ts(3000 + 3600), ts(0)).await.unwrap(), 1);
     assert!(store.list_user_sessions("u2").await.unwrap().is_empty());
+    store.ping().await.unwrap();
+}
 
+async fn refresh_suite(store: &dyn RefreshStore) {
     // Refresh families: rotation is atomic and single-use.
     store.create_family(&family("f1", "u1"), &token(10, "f1", 0)).await.unwrap();
     store.create_family(&family("f2", "u1"), &token(20, "f2", 0)).await.unwrap();
@@ -151,7 +166,9 @@ where
     assert_eq!(store.delete_user_families("u2", Some("f3")).await.unwrap(), Vec::<String>::new());
     assert_eq!(store.delete_expired_families(ts(10), ts(0)).await.unwrap(), 1, "idle since 0 s");
     assert!(store.find_family("f3").await.unwrap().is_none());
+}
 
+async fn revocation_suite(store: &dyn RevocationStore) {
     // Revocations keep the later deadline and expire.
     store.insert_revocation("a", ts(100)).await.unwrap();
     store.insert_revocation("a", ts(50)).await.unwrap();
@@ -172,6 +189,27 @@ async fn memory_store_meets_the_contract() {
 async fn sqlite_store_meets_the_contract() {
     let dir = tempfile::tempdir().unwrap();
     store_suite(Arc::new(SqliteStore::open(&dir.path().join("t.db")).await.unwrap())).await;
+}
+
+#[tokio::test]
+async fn cached_sessions_meet_the_contract_and_never_outlive_a_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Arc::new(SqliteStore::open(&dir.path().join("t.db")).await.unwrap());
+    session_suite(&CachedSessionStore::new(sqlite.clone(), 1024)).await;
+
+    let cached = CachedSessionStore::new(sqlite.clone(), 1024);
+    cached.insert_session(&session(7, "u1", 0)).await.unwrap();
+    assert!(cached.find_session(&digest(7)).await.unwrap().is_some());
+    cached.delete_user_session("u1", "s7").await.unwrap();
+    assert!(cached.find_session(&digest(7)).await.unwrap().is_none(), "evicted with the row");
+    // A tiny cache still answers correctly (evictions fall back to the store).
+    let tiny = CachedSessionStore::new(sqlite, 1);
+    for n in 40..60 {
+        tiny.insert_session(&session(n, "u9", 0)).await.unwrap();
+    }
+    for n in 40..60 {
+        assert_eq!(tiny.find_session(&digest(n)).await.unwrap().unwrap().sid, format!("s{n}"));
+    }
 }
 
 #[tokio::test]

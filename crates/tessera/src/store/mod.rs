@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use crate::clock::Timestamp;
 use crate::crypto::Digest;
 
+pub mod cached;
 pub mod memory;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
@@ -295,6 +296,13 @@ impl Stores {
             refresh: store.clone(),
             revocations: store,
         }
+    }
+
+    /// Wraps the session store in an in-process cache of about `capacity` sessions (see
+    /// [`cached::CachedSessionStore`]: only when this process is the store's only writer).
+    pub fn with_session_cache(mut self, capacity: usize) -> Self {
+        self.sessions = Arc::new(cached::CachedSessionStore::new(self.sessions, capacity));
+        self
     }
 
     /// In-memory stores (nothing survives the process): for tests and experiments.

@@ -5,8 +5,7 @@
 //! with leeway) → the in-memory revocation set. Time and revocation are checked on every
 //! request, cached or not; only the signature and parsing work is saved.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -15,10 +14,14 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::jws;
 use super::keys::KeySet;
 use super::revocation::RevocationSet;
+use crate::cache::ShardedCache;
 use crate::clock::{Clock, Timestamp};
-use crate::crypto::{B64URL, Digest, random_bytes, sha256};
+use crate::crypto::{B64URL, random_bytes, sha256};
 use crate::error::Error;
 use crate::settings::TokenSettings;
+
+/// How many verified tokens are remembered.
+const VERIFIED_CACHE_CAPACITY: usize = 65_536;
 
 /// The claims of a Tessera access token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,7 +94,9 @@ pub struct AccessTokens {
     settings: TokenSettings,
     clock: Arc<dyn Clock>,
     revoked: Arc<RevocationSet>,
-    cache: VerifiedCache,
+    /// Already verified tokens by digest, so a token used many times within its few minutes
+    /// of life pays for one signature check.
+    cache: ShardedCache<Arc<AccessClaims>>,
 }
 
 impl AccessTokens {
@@ -102,7 +107,13 @@ impl AccessTokens {
         clock: Arc<dyn Clock>,
         revoked: Arc<RevocationSet>,
     ) -> Self {
-        AccessTokens { keys, settings, clock, revoked, cache: VerifiedCache::default() }
+        AccessTokens {
+            keys,
+            settings,
+            clock,
+            revoked,
+            cache: ShardedCache::new(VERIFIED_CACHE_CAPACITY),
+        }
     }
 
     /// The key set (for the JWKS endpoint).
@@ -151,7 +162,8 @@ impl AccessTokens {
             None => {
                 let claims = Arc::new(self.verify_signed(token)?);
                 self.check_times(&claims, now)?;
-                self.cache.insert(digest, Arc::clone(&claims), now);
+                let now_secs = now.unix_seconds();
+                self.cache.insert(digest, Arc::clone(&claims), |c| c.exp <= now_secs);
                 claims
             }
         };
@@ -197,45 +209,6 @@ impl AccessTokens {
     /// issued before it could have expired, leeway included.
     pub fn revocation_lifetime(&self) -> Duration {
         self.settings.access_ttl + self.settings.leeway + Duration::from_secs(1)
-    }
-}
-
-/// Already verified tokens by digest, so a token used many times within its few minutes of
-/// life pays for one signature check. Sharded to keep lock hold times and contention small;
-/// bounded in size; entries leave when their token expires.
-#[derive(Debug)]
-struct VerifiedCache {
-    shards: [Mutex<HashMap<Digest, Arc<AccessClaims>>>; CACHE_SHARDS],
-}
-
-const CACHE_SHARDS: usize = 16;
-const CACHE_SHARD_CAPACITY: usize = 4096;
-
-impl Default for VerifiedCache {
-    fn default() -> Self {
-        VerifiedCache { shards: std::array::from_fn(|_| Mutex::new(HashMap::new())) }
-    }
-}
-
-impl VerifiedCache {
-    fn shard(&self, digest: &Digest) -> &Mutex<HashMap<Digest, Arc<AccessClaims>>> {
-        &self.shards[usize::from(digest[0]) % CACHE_SHARDS]
-    }
-
-    fn get(&self, digest: &Digest) -> Option<Arc<AccessClaims>> {
-        self.shard(digest).lock().ok()?.get(digest).cloned()
-    }
-
-    fn insert(&self, digest: Digest, claims: Arc<AccessClaims>, now: Timestamp) {
-        let Ok(mut shard) = self.shard(&digest).lock() else { return };
-        if shard.len() >= CACHE_SHARD_CAPACITY {
-            let now = now.unix_seconds();
-            shard.retain(|_, c| c.exp > now);
-            if shard.len() >= CACHE_SHARD_CAPACITY {
-                shard.clear();
-            }
-        }
-        shard.insert(digest, claims);
     }
 }
 
@@ -330,26 +303,5 @@ mod tests {
         }
         let same = tokens_with(&pkcs8, TokenSettings::default(), clock, revoked);
         assert!(same.verify(&issued.token).is_ok(), "the same key and settings accept it");
-    }
-
-    #[test]
-    fn the_cache_stays_bounded() {
-        let cache = VerifiedCache::default();
-        let claims = Arc::new(AccessClaims {
-            iss: String::new(),
-            sub: String::new(),
-            aud: vec![],
-            exp: 10,
-            iat: 0,
-            nbf: 0,
-            jti: String::new(),
-            sid: String::new(),
-            username: String::new(),
-        });
-        for i in 0..(CACHE_SHARDS * CACHE_SHARD_CAPACITY * 2) {
-            cache.insert(sha256(&i.to_le_bytes()), claims.clone(), Timestamp::from_unix_seconds(0));
-        }
-        let total: usize = cache.shards.iter().map(|s| s.lock().unwrap().len()).sum();
-        assert!(total <= CACHE_SHARDS * CACHE_SHARD_CAPACITY);
     }
 }

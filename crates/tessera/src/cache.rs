@@ -1,0 +1,112 @@
+//! A bounded, sharded in-memory map for hot-path caches (verified access tokens, sessions).
+//!
+//! Sharding keeps lock hold times short and contention low; each shard holds at most a fixed
+//! number of entries. When a shard is full, entries the caller calls stale are dropped first,
+//! and if that frees nothing the shard is cleared: a cache miss costs one store read or one
+//! signature check, so a crude eviction is cheaper than bookkeeping on every hit.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+const SHARDS: usize = 16;
+
+/// The cache. Keys are 32-byte digests, already uniformly distributed.
+#[derive(Debug)]
+pub struct ShardedCache<V> {
+    shards: [Mutex<HashMap<[u8; 32], V>>; SHARDS],
+    shard_capacity: usize,
+}
+
+impl<V: Clone> ShardedCache<V> {
+    /// A cache holding about `capacity` entries at most.
+    pub fn new(capacity: usize) -> Self {
+        ShardedCache {
+            shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+            shard_capacity: (capacity / SHARDS).max(1),
+        }
+    }
+
+    fn shard(&self, key: &[u8; 32]) -> MutexGuard<'_, HashMap<[u8; 32], V>> {
+        self.shards[usize::from(key[0]) % SHARDS].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The value for `key`.
+    pub fn get(&self, key: &[u8; 32]) -> Option<V> {
+        self.shard(key).get(key).cloned()
+    }
+
+    /// Inserts `value`; if the shard is full, first drops entries for which `stale` is true.
+    pub fn insert(&self, key: [u8; 32], value: V, stale: impl Fn(&V) -> bool) {
+        let mut shard = self.shard(&key);
+        if shard.len() >= self.shard_capacity && !shard.contains_key(&key) {
+            shard.retain(|_, v| !stale(v));
+            if shard.len() >= self.shard_capacity {
+                shard.clear();
+            }
+        }
+        shard.insert(key, value);
+    }
+
+    /// Changes the value for `key` in place, if present.
+    pub fn update(&self, key: &[u8; 32], change: impl FnOnce(&mut V)) {
+        if let Some(value) = self.shard(key).get_mut(key) {
+            change(value);
+        }
+    }
+
+    /// Removes `key`.
+    pub fn remove(&self, key: &[u8; 32]) {
+        self.shard(key).remove(key);
+    }
+
+    /// Removes every entry for which `doomed` is true.
+    pub fn remove_where(&self, doomed: impl Fn(&V) -> bool) {
+        for shard in &self.shards {
+            shard.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, v| !doomed(v));
+        }
+    }
+
+    /// How many entries the cache holds.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len()).sum()
+    }
+
+    /// Whether the cache is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u32) -> [u8; 32] {
+        crate::crypto::sha256(&n.to_le_bytes())
+    }
+
+    #[test]
+    fn stores_updates_and_removes() {
+        let cache = ShardedCache::new(1024);
+        cache.insert(key(1), 10u32, |_| false);
+        assert_eq!(cache.get(&key(1)), Some(10));
+        cache.update(&key(1), |v| *v += 1);
+        assert_eq!(cache.get(&key(1)), Some(11));
+        cache.remove(&key(1));
+        assert_eq!(cache.get(&key(1)), None);
+        cache.insert(key(2), 2, |_| false);
+        cache.insert(key(3), 3, |_| false);
+        cache.remove_where(|v| *v == 2);
+        assert_eq!((cache.get(&key(2)), cache.get(&key(3))), (None, Some(3)));
+    }
+
+    #[test]
+    fn stays_bounded_and_evicts_stale_entries_first() {
+        let cache = ShardedCache::new(SHARDS * 8);
+        for n in 0..10_000 {
+            cache.insert(key(n), n, |v| v % 2 == 0);
+        }
+        assert!(cache.len() <= SHARDS * 8);
+        assert!(!cache.is_empty());
+    }
+}

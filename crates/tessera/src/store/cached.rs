@@ -1,0 +1,128 @@
+//! [`CachedSessionStore`]: a session store wrapped with an in-process cache, so the per-request
+//! session check is a hash-map lookup instead of a database read.
+//!
+//! Every write goes through to the backing store first and then updates or evicts the cached
+//! copy, so this process never serves a session it has deleted: logout stays instant. Use it
+//! when this process is the only writer of the backing store (the embedded SQLite default); with
+//! several server instances sharing a store, another instance's logout would not reach this
+//! cache.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::{SessionRecord, SessionStore, StoreError};
+use crate::cache::ShardedCache;
+use crate::clock::Timestamp;
+use crate::crypto::Digest;
+
+/// A caching wrapper around a [`SessionStore`].
+#[derive(Debug)]
+pub struct CachedSessionStore {
+    inner: Arc<dyn SessionStore>,
+    cache: ShardedCache<Arc<SessionRecord>>,
+}
+
+impl CachedSessionStore {
+    /// Caches up to about `capacity` sessions of `inner`.
+    pub fn new(inner: Arc<dyn SessionStore>, capacity: usize) -> Self {
+        CachedSessionStore { inner, cache: ShardedCache::new(capacity) }
+    }
+
+    fn remember(&self, session: SessionRecord) {
+        // When full, sessions that have passed their absolute deadline go first.
+        let now = crate::clock::SystemClock;
+        let now = crate::clock::Clock::now(&now);
+        self.cache.insert(session.token_hash, Arc::new(session), |s| s.expires_at <= now);
+    }
+}
+
+#[async_trait]
+impl SessionStore for CachedSessionStore {
+    async fn insert_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
+        self.inner.insert_session(session).await?;
+        self.remember(session.clone());
+        Ok(())
+    }
+
+    async fn find_session(&self, token_hash: &Digest) -> Result<Option<SessionRecord>, StoreError> {
+        if let Some(session) = self.cache.get(token_hash) {
+            return Ok(Some(SessionRecord::clone(&session)));
+        }
+        let found = self.inner.find_session(token_hash).await?;
+        if let Some(session) = &found {
+            self.remember(session.clone());
+        }
+        Ok(found)
+    }
+
+    async fn touch_sessions(&self, touches: &[(Digest, Timestamp)]) -> Result<(), StoreError> {
+        self.inner.touch_sessions(touches).await?;
+        for (hash, seen) in touches {
+            self.cache.update(hash, |s| {
+                if s.last_seen_at < *seen {
+                    Arc::make_mut(s).last_seen_at = *seen;
+                }
+            });
+        }
+        Ok(())
+    }
+
+    async fn delete_session(
+        &self,
+        token_hash: &Digest,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        self.cache.remove(token_hash);
+        let deleted = self.inner.delete_session(token_hash).await;
+        self.cache.remove(token_hash);
+        deleted
+    }
+
+    async fn delete_user_session(
+        &self,
+        user_id: &str,
+        sid: &str,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let deleted = self.inner.delete_user_session(user_id, sid).await;
+        match &deleted {
+            Ok(Some(session)) => self.cache.remove(&session.token_hash),
+            Ok(None) => {}
+            // Unknown outcome: make sure this process cannot keep serving it.
+            Err(_) => self.cache.remove_where(|s| s.sid == sid),
+        }
+        deleted
+    }
+
+    async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<SessionRecord>, StoreError> {
+        self.inner.list_user_sessions(user_id).await
+    }
+
+    async fn delete_user_sessions(
+        &self,
+        user_id: &str,
+        keep_sid: Option<&str>,
+    ) -> Result<Vec<Digest>, StoreError> {
+        let deleted = self.inner.delete_user_sessions(user_id, keep_sid).await;
+        match &deleted {
+            Ok(digests) => digests.iter().for_each(|d| self.cache.remove(d)),
+            Err(_) => self
+                .cache
+                .remove_where(|s| s.user_id == user_id && Some(s.sid.as_str()) != keep_sid),
+        }
+        deleted
+    }
+
+    async fn delete_expired_sessions(
+        &self,
+        now: Timestamp,
+        idle_cutoff: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let deleted = self.inner.delete_expired_sessions(now, idle_cutoff).await?;
+        self.cache.remove_where(|s| s.expires_at <= now || s.last_seen_at <= idle_cutoff);
+        Ok(deleted)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
+    }
+}
