@@ -57,7 +57,8 @@ struct CookieDeliveryBody {
 
 fn grant_response(state: &TesseraState, grant: TokenGrant, delivery: Delivery) -> Response {
     let now = state.auth.now();
-    let refresh_expires_in = grant.refresh.expires_at.since(now).as_secs();
+    let remaining = grant.refresh.expires_at.since(now);
+    let refresh_expires_in = remaining.as_secs() + u64::from(remaining.subsec_nanos() > 0);
     match delivery {
         Delivery::Body => Json(TokenBody {
             access_token: grant.access.token,
