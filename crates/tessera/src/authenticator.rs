@@ -22,7 +22,6 @@ use crate::token::refresh::{IssuedRefreshToken, RefreshOutcome, RefreshTokens};
 use crate::token::{AccessTokens, Algorithm, IssuedAccessToken, KeySet, RevocationSet, SigningKey};
 
 /// Tokens handed out by a token login or a refresh.
-#[derive(Debug)]
 pub struct TokenGrant {
     /// The access token (JWT).
     pub access: IssuedAccessToken,
@@ -30,6 +29,16 @@ pub struct TokenGrant {
     pub refresh: IssuedRefreshToken,
     /// The CSRF token for cookie delivery (bound to the family).
     pub csrf_token: String,
+}
+
+impl std::fmt::Debug for TokenGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenGrant")
+            .field("access", &self.access)
+            .field("refresh", &self.refresh)
+            .field("csrf_token", &"[redacted]")
+            .finish()
+    }
 }
 
 /// One entry of a user's "where am I logged in" list.

@@ -11,10 +11,18 @@ use std::sync::{Mutex, MutexGuard};
 const SHARDS: usize = 16;
 
 /// The cache. Keys are 32-byte digests, already uniformly distributed.
-#[derive(Debug)]
 pub struct ShardedCache<V> {
     shards: [Mutex<HashMap<[u8; 32], V>>; SHARDS],
     shard_capacity: usize,
+}
+
+impl<V> std::fmt::Debug for ShardedCache<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Entries are credentials' digests and user data: never print them.
+        f.debug_struct("ShardedCache")
+            .field("shard_capacity", &self.shard_capacity)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<V: Clone> ShardedCache<V> {

@@ -18,13 +18,19 @@ use crate::error::Error;
 use crate::settings::LimitSettings;
 
 /// Login throttling state.
-#[derive(Debug)]
 pub struct LoginLimiter {
     settings: LimitSettings,
     clock: Arc<dyn Clock>,
     failures: Mutex<HashMap<String, VecDeque<Timestamp>>>,
     /// GCRA: per IP, the "theoretical arrival time" of the next attempt.
     ip_tat: Mutex<HashMap<String, Timestamp>>,
+}
+
+impl std::fmt::Debug for LoginLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Usernames and IPs are personal data: print the settings only.
+        f.debug_struct("LoginLimiter").field("settings", &self.settings).finish_non_exhaustive()
+    }
 }
 
 impl LoginLimiter {
@@ -47,6 +53,10 @@ impl LoginLimiter {
 
     /// Records a failed login for `username`.
     pub fn record_failure(&self, username: &str) {
+        if username.len() > crate::password::policy::USERNAME_MAX {
+            // No account can have this name; keeping it would only let a client grow the map.
+            return;
+        }
         let now = self.clock.now();
         let max = self.settings.max_failures as usize;
         let mut failures = lock(&self.failures);

@@ -42,13 +42,21 @@ pub struct ActiveSession {
 }
 
 /// Creates, checks, renews and ends sessions.
-#[derive(Debug)]
 pub struct SessionManager {
     store: Arc<dyn SessionStore>,
     clock: Arc<dyn Clock>,
     settings: SessionSettings,
     /// Uses newer than the store's `last_seen_at`, not yet written.
     pending: Mutex<HashMap<Digest, Timestamp>>,
+}
+
+impl std::fmt::Debug for SessionManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionManager")
+            .field("store", &self.store)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SessionManager {

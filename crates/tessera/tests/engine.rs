@@ -404,6 +404,25 @@ async fn revocations_survive_a_restart_until_the_tokens_expire() {
 }
 
 #[tokio::test]
+async fn secrets_never_show_in_debug_output() {
+    let h = harness(|_| {}).await;
+    let user = h.auth.register("alice", &pw(PASSWORD)).await.unwrap();
+    let session = h.auth.start_session(&user, ClientInfo::default()).await.unwrap();
+    let grant = h.auth.issue_tokens(&user, ClientInfo::default()).await.unwrap();
+    let printed = format!("{user:?} {session:?} {grant:?} {:?}", h.auth);
+    for secret in [
+        user.password_hash.as_str(),
+        session.secret.expose_secret(),
+        grant.refresh.token.expose_secret(),
+        grant.access.token.as_str(),
+        grant.csrf_token.as_str(),
+        h.auth.csrf().token_for(&session.session.record.sid).as_str(),
+    ] {
+        assert!(!printed.contains(secret), "{secret} leaked into {printed}");
+    }
+}
+
+#[tokio::test]
 async fn password_change_ends_every_other_login() {
     let h = harness(|_| {}).await;
     let user = h.auth.register("alice", &pw(PASSWORD)).await.unwrap();

@@ -14,12 +14,12 @@ use crate::clock::Timestamp;
 use crate::crypto::Digest;
 
 /// Every kind of state in process memory.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Inner {
     users: HashMap<String, UserRecord>,
     user_ids_by_name: HashMap<String, String>,
@@ -27,6 +27,12 @@ struct Inner {
     families: HashMap<String, FamilyRecord>,
     refresh_tokens: HashMap<Digest, RefreshTokenRecord>,
     revocations: HashMap<String, Timestamp>,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MemoryStore")
+    }
 }
 
 impl MemoryStore {
