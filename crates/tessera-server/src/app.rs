@@ -207,6 +207,7 @@ pub fn app(
         .with_state(ops_state)
         .merge(api_router(state))
         .fallback(tessera_axum::routes::not_found)
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(request_timeout, time_limit))
         .layer(middleware::from_fn(tessera_axum::layers::security_headers))
         .layer(middleware::from_fn_with_state(http_metrics, http_metrics::record))

@@ -29,11 +29,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = load(&args.config, args.listen)?;
             telemetry::init(&config)?;
             let app = Application::build(config).await?;
+            // Signal handlers go in before the server announces itself, so a supervisor that
+            // stops it right after the `listening on` line still gets a graceful stop.
+            let shutdown = shutdown_signal()?;
             let mut stdout = std::io::stdout();
             writeln!(stdout, "listening on http://{}", app.local_addr())?;
             stdout.flush()?;
             tracing::info!(public_url = app.public_url(), "tessera is serving");
-            app.run_until(shutdown_signal()).await?;
+            app.run_until(shutdown).await?;
             tracing::info!("stopped");
             Ok(())
         }
@@ -79,26 +82,23 @@ fn read_password() -> anyhow::Result<SecretString> {
     Ok(SecretString::from(password))
 }
 
-/// Completes on SIGTERM or Ctrl-C.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+/// Installs the SIGTERM and Ctrl-C handlers now and returns a future that completes on either.
+pub fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    #[cfg(unix)]
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("installing the SIGINT handler")?;
+    Ok(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = interrupt.recv() => tracing::info!("Ctrl-C: shutting down"),
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!("Ctrl-C: shutting down"),
-        () = terminate => tracing::info!("SIGTERM: shutting down"),
-    }
+        #[cfg(not(unix))]
+        if tokio::signal::ctrl_c().await.is_ok() {
+            tracing::info!("Ctrl-C: shutting down");
+        }
+    })
 }

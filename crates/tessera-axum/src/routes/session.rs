@@ -2,6 +2,7 @@
 //! `DELETE /v1/sessions/{id}`.
 
 use axum::Json;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode, header};
@@ -163,8 +164,10 @@ fn no_content_with(headers: Vec<(header::HeaderName, http::HeaderValue)>) -> Res
 pub(super) async fn end_one(
     State(state): State<TesseraState>,
     user: AuthUser,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
+    // A handle that is not even valid UTF-8 cannot name a login.
+    let Path(id) = path.map_err(|_| ApiError::NotFound)?;
     state.auth.end_login(&user.principal, &id).await?;
     let cookies = if id == user.principal.sid {
         clear_caller_cookies(&state, user.source)

@@ -1,0 +1,46 @@
+//! End-to-end tests of the HTTP contract (`API.md`) and the command line: each test starts its
+//! own server (own port, data directory and login throttling) and talks to it over HTTP, or
+//! runs the real `tessera` binary.
+//!
+//! One test binary on purpose: every extra one costs a link. Run with
+//! `cargo test -p tessera-server --test api` (the JOSE cross-check needs PyJWT: `scripts/test`
+//! installs it and sets `TESSERA_TEST_PYTHON`). `TEST_LOG=1` shows server logs.
+
+// `#[cfg(test)]` makes the helpers (functions outside `#[test]`) count as test code for
+// clippy's allow-unwrap/expect/panic-in-tests settings.
+#[cfg(test)]
+#[path = "api/cli.rs"]
+mod cli;
+#[cfg(test)]
+#[path = "api/csrf.rs"]
+mod csrf;
+#[cfg(test)]
+#[path = "api/helpers.rs"]
+mod helpers;
+#[cfg(test)]
+#[path = "api/jose.rs"]
+mod jose;
+#[cfg(test)]
+#[path = "api/ops.rs"]
+mod ops;
+#[cfg(test)]
+#[path = "api/problems.rs"]
+mod problems;
+#[cfg(test)]
+#[path = "api/restart.rs"]
+mod restart;
+#[cfg(test)]
+#[path = "api/session.rs"]
+mod session;
+#[cfg(test)]
+#[path = "api/throttle.rs"]
+mod throttle;
+#[cfg(test)]
+#[path = "api/token.rs"]
+mod token;
+#[cfg(test)]
+#[path = "api/users.rs"]
+mod users;
+#[cfg(test)]
+#[path = "api/verify.rs"]
+mod verify;

@@ -1,0 +1,386 @@
+//! The command line, with the real binary: help, `serve` (listening line, SIGTERM, environment
+//! overlay, configuration errors) and `user add`.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tessera");
+
+/// `tessera ARGS` with a clean environment: no `TESSERA_*` from the caller, cheap argon2.
+fn tessera(args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(BIN);
+    command.args(args);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("TESSERA_") {
+            command.env_remove(key);
+        }
+    }
+    command.env("TESSERA_PASSWORD__MEMORY_KIB", "64");
+    command.env("TESSERA_PASSWORD__ITERATIONS", "1");
+    command.env("TESSERA_LOG__LEVEL", "info");
+    command.envs(env.iter().copied());
+    command
+}
+
+/// A `tessera serve` child, killed on drop.
+struct Server {
+    child: Child,
+    base: String,
+    client: reqwest::Client,
+    stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Server {
+    /// Starts `tessera serve --listen 127.0.0.1:0 --data-dir DIR` and waits for its
+    /// `listening on` line.
+    fn start(dir: &Path, env: &[(&str, &str)]) -> Server {
+        let dir = dir.to_str().expect("a UTF-8 temp dir");
+        Server::spawn(tessera(&["serve", "--listen", "127.0.0.1:0", "--data-dir", dir], env))
+    }
+
+    /// Starts `command` (a `tessera serve`) and waits for its `listening on` line.
+    fn spawn(mut command: Command) -> Server {
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn().expect("the tessera binary starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = drain(child.stderr.take());
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + WAIT;
+        let mut server =
+            Server { child, base: String::new(), client: client(), stderr: Some(stderr) };
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(url) = line.strip_prefix("listening on ") {
+                        let url = url.trim();
+                        assert!(url.starts_with("http://127.0.0.1:"), "{line}");
+                        let port: u16 = url["http://127.0.0.1:".len()..]
+                            .parse()
+                            .unwrap_or_else(|_| panic!("no port in {line:?}"));
+                        assert_ne!(port, 0, "the line shows the port picked");
+                        server.base = url.to_owned();
+                        return server;
+                    }
+                }
+                Err(_) => {
+                    let _ = server.child.kill();
+                    let _ = server.child.wait();
+                    let stderr = server.stderr_text();
+                    panic!("tessera serve printed no `listening on` line; stderr:\n{stderr}");
+                }
+            }
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Everything the child wrote to stderr (once it has exited or been killed).
+    fn stderr_text(&mut self) -> String {
+        let bytes = self.stderr.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// Sends `signal` (`TERM`, `INT`) and waits (bounded) for the exit.
+    fn signal(&mut self, signal: &str) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        let flag = format!("-{signal}");
+        let killed = Command::new("kill").args([flag.as_str(), &pid]).status().expect("kill runs");
+        assert!(killed.success(), "kill {flag} {pid}");
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waiting for tessera") {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                panic!("tessera did not stop within {WAIT:?} of SIG{signal}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Asserts `/healthz` answers 200.
+    async fn healthy(&self) {
+        let response = self.client.get(self.url("/healthz")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+    }
+
+    async fn register(&self, username: &str, password: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/v1/users"))
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn login(&self, username: &str, password: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/v1/session"))
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+fn temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("tessera-cli-").tempdir().unwrap()
+}
+
+fn run(command: Command, stdin: Option<&str>) -> std::process::Output {
+    run_command(command, stdin, WAIT).expect("the tessera binary runs")
+}
+
+#[test]
+fn help_lists_every_subcommand_and_serve_help_its_options() {
+    let output = run(tessera(&["--help"], &[]), None);
+    assert!(output.status.success(), "{output:?}");
+    let help = String::from_utf8_lossy(&output.stdout);
+    for subcommand in ["serve", "user", "config"] {
+        assert!(help.contains(subcommand), "`tessera --help` lacks {subcommand}:\n{help}");
+    }
+
+    let output = run(tessera(&["serve", "--help"], &[]), None);
+    assert!(output.status.success(), "{output:?}");
+    let help = String::from_utf8_lossy(&output.stdout);
+    for option in ["--config", "--listen", "--data-dir"] {
+        assert!(help.contains(option), "`tessera serve --help` lacks {option}:\n{help}");
+    }
+
+    let output = run(tessera(&["user", "--help"], &[]), None);
+    assert!(output.status.success(), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("add"));
+}
+
+#[tokio::test]
+async fn serve_prints_its_address_answers_and_exits_0_on_sigterm() {
+    let dir = temp_dir();
+    let mut server = Server::start(dir.path(), &[]);
+    let response = server.client.get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(server.register("alice", PASSWORD).await.status(), 201);
+    let login = server.login("alice", PASSWORD).await;
+    assert_eq!(login.status(), 200);
+    // Cookies are secure by default.
+    let cookie = find_set_cookie(login.headers(), "__Host-tessera_session");
+    assert!(cookie.attr("secure").is_some());
+
+    let status = server.signal("TERM");
+    assert!(status.success(), "SIGTERM must end with exit status 0, got {status}");
+
+    // The data directory holds what a second start reuses; Ctrl-C stops it cleanly too.
+    let mut server = Server::start(dir.path(), &[]);
+    assert_eq!(server.login("alice", PASSWORD).await.status(), 200);
+    let status = server.signal("INT");
+    assert!(status.success(), "SIGINT must end with exit status 0, got {status}");
+}
+
+#[test]
+fn sigterm_right_after_the_listening_line_exits_0() {
+    // A supervisor may stop the server as soon as it has announced itself. A shell waiting
+    // with its builtin `kill` sends SIGTERM within microseconds of the line.
+    use std::io::Write as _;
+
+    let dir = temp_dir();
+    let data_dir = dir.path().to_str().unwrap();
+    let mut command = tessera(&["serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir], &[]);
+    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = command.spawn().expect("the tessera binary starts");
+    let mut server = Server { child, base: String::new(), client: client(), stderr: None };
+    server.stderr = Some(drain(server.child.stderr.take()));
+    let stdout = server.child.stdout.take().expect("stdout");
+    let mut killer = Command::new("sh")
+        .args(["-c", "read _ && kill -TERM \"$0\"", &server.child.id().to_string()])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("sh starts");
+    let mut trigger = killer.stdin.take().expect("the shell's stdin");
+    let reader = std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let announced = lines.any(|l| l.is_ok_and(|l| l.starts_with("listening on ")));
+        if announced {
+            let _ = trigger.write_all(b"go\n");
+        }
+        announced
+    });
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = server.child.try_wait().expect("waiting for tessera") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "tessera did not stop within {WAIT:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let _ = killer.kill();
+    let _ = killer.wait();
+    assert!(reader.join().unwrap(), "no `listening on` line");
+    assert!(
+        status.success(),
+        "SIGTERM just after `listening on` must still be a graceful stop with exit status 0, \
+         got {status}; stderr:\n{}",
+        server.stderr_text()
+    );
+}
+
+#[tokio::test]
+async fn serve_keeps_its_data_in_tessera_data_by_default() {
+    let dir = temp_dir();
+    let mut command = tessera(&["serve", "--listen", "127.0.0.1:0"], &[]);
+    command.current_dir(dir.path());
+    let mut server = Server::spawn(command);
+    assert_eq!(server.register("alice", PASSWORD).await.status(), 201);
+    assert!(server.signal("TERM").success());
+    let data = dir.path().join("tessera-data");
+    assert!(data.join("tessera.db").is_file(), "no ./tessera-data/tessera.db");
+    // A second start from the same directory reuses it.
+    let mut command = tessera(&["serve", "--listen", "127.0.0.1:0"], &[]);
+    command.current_dir(dir.path());
+    let server = Server::spawn(command);
+    assert_eq!(server.login("alice", PASSWORD).await.status(), 200);
+}
+
+#[tokio::test]
+async fn environment_variables_overlay_the_configuration() {
+    let dir = temp_dir();
+    let server = Server::start(
+        dir.path(),
+        &[("TESSERA_LIMITS__IP_PER_MINUTE", "1"), ("TESSERA_COOKIE__SECURE", "false")],
+    );
+    assert_eq!(server.register("alice", PASSWORD).await.status(), 201);
+    let first = server.login("alice", PASSWORD).await;
+    assert_eq!(first.status(), 200);
+    let cookie = find_set_cookie(first.headers(), "tessera_session");
+    assert!(cookie.attr("secure").is_none(), "{cookie:?}");
+    let second = server.login("alice", PASSWORD).await;
+    assert!(second.headers().get("retry-after").is_some());
+    assert_problem(second, 429, "rate_limited").await;
+}
+
+#[tokio::test]
+async fn insecure_cookies_are_warned_about_at_start() {
+    let dir = temp_dir();
+    let mut server = Server::start(dir.path(), &[("TESSERA_COOKIE__SECURE", "false")]);
+    server.healthy().await;
+    assert!(server.signal("TERM").success());
+    let stderr = server.stderr_text();
+    let warning = stderr.lines().find(|l| l.contains("WARN") || l.contains("warn"));
+    assert!(
+        warning.is_some_and(|l| l.contains("secure")),
+        "a warning about cookie.secure = false:\n{stderr}"
+    );
+
+    let mut server = Server::start(dir.path(), &[]);
+    server.healthy().await;
+    assert!(server.signal("TERM").success());
+    let stderr = server.stderr_text();
+    assert!(!stderr.contains("cookie.secure"), "no warning with secure cookies:\n{stderr}");
+}
+
+#[test]
+fn a_bad_environment_value_stops_serve_naming_the_key() {
+    let dir = temp_dir();
+    let data_dir = dir.path().to_str().unwrap();
+    let output = run(
+        tessera(
+            &["serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir],
+            &[("TESSERA_SESSION__IDLE_TIMEOUT", "soon")],
+        ),
+        None,
+    );
+    assert!(!output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("session.idle_timeout"), "stderr must name the key:\n{stderr}");
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("listening on"));
+}
+
+#[test]
+fn an_unknown_key_in_the_config_file_stops_serve_naming_it() {
+    let dir = temp_dir();
+    let config = dir.path().join("tessera.toml");
+    std::fs::write(&config, "[session]\nidle_tmeout = \"10m\"\n").unwrap();
+    let data_dir = dir.path().join("data");
+    let output = run(
+        tessera(
+            &[
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+                data_dir.to_str().unwrap(),
+                "--config",
+                config.to_str().unwrap(),
+            ],
+            &[],
+        ),
+        None,
+    );
+    assert!(!output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("idle_tmeout"), "stderr must name the unknown key:\n{stderr}");
+    assert!(stderr.contains("session.idle_tmeout"), "with its section:\n{stderr}");
+}
+
+#[tokio::test]
+async fn user_add_creates_a_user_who_can_log_in_while_registration_is_closed() {
+    let dir = temp_dir();
+    let data_dir = dir.path().to_str().unwrap();
+    let output = run(
+        tessera(
+            &["user", "add", "Admin", "--data-dir", data_dir],
+            &[("TESSERA_REGISTRATION__OPEN", "false")],
+        ),
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert!(output.status.success(), "{output:?}");
+
+    let server = Server::start(
+        dir.path(),
+        &[("TESSERA_REGISTRATION__OPEN", "false"), ("TESSERA_COOKIE__SECURE", "false")],
+    );
+    assert_problem(server.register("mallory", PASSWORD).await, 403, "registration_closed").await;
+    let login = server.login("admin", PASSWORD).await;
+    let body = json_body(login, 200).await;
+    assert_eq!(body["user"]["username"], "admin");
+
+    // An existing name is refused.
+    let output = run(
+        tessera(&["user", "add", "ADMIN", "--data-dir", data_dir], &[]),
+        Some(&format!("{OTHER_PASSWORD}\n")),
+    );
+    assert!(!output.status.success(), "{output:?}");
+    assert_eq!(server.login("admin", PASSWORD).await.status(), 200, "the password is unchanged");
+
+    // A weak password is refused by `user add` too, naming the problem.
+    let output =
+        run(tessera(&["user", "add", "weak", "--data-dir", data_dir], &[]), Some("password1\n"));
+    assert!(!output.status.success(), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("password"), "{output:?}");
+}

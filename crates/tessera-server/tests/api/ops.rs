@@ -1,0 +1,123 @@
+//! Operations: `/healthz`, `/readyz`, `/metrics`, the demo page, 404 and 405.
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn health_and_readiness_are_200() {
+    let app = spawn_app().await;
+    assert_eq!(app.get("/healthz").send().await.unwrap().status(), 200);
+    assert_eq!(app.get("/readyz").send().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn metrics_are_prometheus_text_with_the_documented_series() {
+    let app = spawn_app().await;
+    let response = app.get("/metrics").send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let content_type = header_str(response.headers(), "content-type").unwrap_or_default();
+    assert!(content_type.starts_with("text/plain"), "{content_type}");
+    let text = response.text().await.unwrap();
+    for series in [
+        "tessera_logins_total",
+        "tessera_login_duration_seconds_bucket",
+        "tessera_authentications_total",
+        "tessera_authentication_duration_seconds",
+    ] {
+        assert!(text.contains(series), "{series} missing from /metrics:\n{text}");
+    }
+    assert!(text.contains("# TYPE tessera_logins_total counter"), "{text}");
+}
+
+#[tokio::test]
+async fn metrics_count_logins_and_authentications() {
+    let app = spawn_app().await;
+    app.user("alice").await;
+    let before = app.metrics().await;
+
+    let session = app.session_login("alice", PASSWORD).await;
+    let tokens = app.token_login("alice", PASSWORD).await;
+    assert_problem(app.post_session("alice", "wrong-password").await, 401, "invalid_credentials")
+        .await;
+    for _ in 0..3 {
+        assert_eq!(app.me_cookie(&session.cookie).await.status(), 200);
+        assert_eq!(app.me_bearer(&tokens.access).await.status(), 200);
+    }
+    assert_eq!(app.me_bearer("garbage").await.status(), 401);
+
+    let after = app.metrics().await;
+    let grew = |name: &str| metric_sum(&after, name) - metric_sum(&before, name);
+    assert!(grew("tessera_logins_total") >= 3.0, "logins: +{}", grew("tessera_logins_total"));
+    assert!(grew("tessera_login_duration_seconds_count") >= 3.0);
+    assert!(
+        grew("tessera_authentications_total") >= 7.0,
+        "authentications: +{}",
+        grew("tessera_authentications_total")
+    );
+    assert!(grew("tessera_authentication_duration_seconds_count") >= 7.0);
+    // The labelled series this server writes, where they exist.
+    let sample = |text: &str, series: &str| metric_sample(text, series).unwrap_or(0.0);
+    for (series, at_least) in [
+        (r#"tessera_logins_total{method="session",outcome="success"}"#, 1.0),
+        (r#"tessera_logins_total{method="token",outcome="success"}"#, 1.0),
+        (r#"tessera_authentications_total{method="session",outcome="ok"}"#, 3.0),
+        (r#"tessera_authentications_total{method="token",outcome="ok"}"#, 3.0),
+    ] {
+        let delta = sample(&after, series) - sample(&before, series);
+        assert!(delta >= at_least, "{series}: +{delta}\n{after}");
+    }
+}
+
+#[tokio::test]
+async fn the_demo_page_is_html() {
+    let app = spawn_app().await;
+    let response = app.get("/").send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let content_type = header_str(response.headers(), "content-type").unwrap_or_default();
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    let text = response.text().await.unwrap();
+    assert!(text.to_ascii_lowercase().contains("<html"), "{text:.200}");
+}
+
+#[tokio::test]
+async fn an_unknown_path_is_a_404_problem() {
+    let app = spawn_app().await;
+    for path in ["/nope", "/v1/nope", "/v1/users/alice", "/v2/session"] {
+        assert_problem(app.get(path).send().await.unwrap(), 404, "not_found").await;
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_method_on_an_api_path_is_a_405_problem() {
+    let app = spawn_app().await;
+    for request in [
+        app.get("/v1/users"),
+        app.delete("/v1/users"),
+        app.get("/v1/token"),
+        app.post("/v1/me"),
+        app.put("/v1/session"),
+        app.post("/.well-known/jwks.json"),
+        app.get("/v1/token/refresh"),
+    ] {
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let url = response.url().clone();
+        assert_eq!(status, 405, "{url}");
+        let content_type = header_str(response.headers(), "content-type").unwrap_or_default();
+        assert!(content_type.starts_with("application/problem+json"), "{url}: {content_type}");
+        let problem: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(problem["status"], 405, "{url}: {problem}");
+        assert!(problem["code"].is_string(), "{url}: {problem}");
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_method_on_an_operations_path_is_a_405_problem() {
+    let app = spawn_app().await;
+    for request in [app.post("/healthz"), app.delete("/metrics"), app.post("/")] {
+        let response = request.send().await.unwrap();
+        let url = response.url().clone();
+        assert_eq!(response.status(), 405, "{url}");
+        let content_type = header_str(response.headers(), "content-type").unwrap_or_default();
+        assert!(content_type.starts_with("application/problem+json"), "{url}: {content_type:?}");
+    }
+}
