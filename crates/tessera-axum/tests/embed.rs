@@ -31,12 +31,16 @@ struct App {
 }
 
 async fn spawn_app() -> App {
+    spawn_app_on(Stores::memory()).await
+}
+
+async fn spawn_app_on(stores: Stores) -> App {
     let mut settings = Settings::new();
     settings.password.params = Argon2Params { memory_kib: 64, iterations: 1, parallelism: 1 };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     settings.token.issuer = format!("http://{addr}");
-    let auth = Authenticator::builder(settings, Stores::memory()).build().await.unwrap();
+    let auth = Authenticator::builder(settings, stores).build().await.unwrap();
     let http =
         HttpSettings { cookie_secure: false, ..HttpSettings::new(&format!("http://{addr}")) };
     let state = TesseraState::new(auth, http);
@@ -127,4 +131,242 @@ async fn cookie_credentials_need_the_csrf_token_on_the_apps_own_unsafe_routes() 
     assert_eq!(me.text().await.unwrap(), "alice via session", "safe methods need no token");
     let anonymous_post = app.client.post(&url).send().await.unwrap();
     assert_eq!(anonymous_post.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// A store in front of memory that can be switched off, to watch the server fail closed.
+mod flaky {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use async_trait::async_trait;
+    use tessera::clock::Timestamp;
+    use tessera::crypto::Digest;
+    use tessera::store::memory::MemoryStore;
+    use tessera::store::*;
+
+    #[derive(Debug, Default)]
+    pub(crate) struct Flaky {
+        pub(crate) down: AtomicBool,
+        inner: MemoryStore,
+    }
+
+    impl Flaky {
+        fn up(&self) -> Result<(), StoreError> {
+            if self.down.load(Ordering::SeqCst) {
+                Err(StoreError::Unavailable("switched off by the test".into()))
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    pub(crate) fn stores() -> (Arc<Flaky>, Stores) {
+        let flaky = Arc::new(Flaky::default());
+        (flaky.clone(), Stores::single(flaky))
+    }
+
+    #[async_trait]
+    impl UserStore for Flaky {
+        async fn insert_user(&self, u: &UserRecord) -> Result<(), StoreError> {
+            self.up()?;
+            self.inner.insert_user(u).await
+        }
+        async fn find_user_by_username(&self, n: &str) -> Result<Option<UserRecord>, StoreError> {
+            self.up()?;
+            self.inner.find_user_by_username(n).await
+        }
+        async fn find_user_by_id(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
+            self.up()?;
+            self.inner.find_user_by_id(id).await
+        }
+        async fn update_password_hash(&self, id: &str, h: &str) -> Result<bool, StoreError> {
+            self.up()?;
+            self.inner.update_password_hash(id, h).await
+        }
+        async fn ping(&self) -> Result<(), StoreError> {
+            self.up()
+        }
+    }
+
+    #[async_trait]
+    impl SessionStore for Flaky {
+        async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
+            self.up()?;
+            self.inner.insert_session(s).await
+        }
+        async fn find_session(&self, h: &Digest) -> Result<Option<SessionRecord>, StoreError> {
+            self.up()?;
+            self.inner.find_session(h).await
+        }
+        async fn touch_sessions(&self, t: &[(Digest, Timestamp)]) -> Result<(), StoreError> {
+            self.up()?;
+            self.inner.touch_sessions(t).await
+        }
+        async fn delete_session(&self, h: &Digest) -> Result<Option<SessionRecord>, StoreError> {
+            self.up()?;
+            self.inner.delete_session(h).await
+        }
+        async fn delete_user_session(
+            &self,
+            u: &str,
+            s: &str,
+        ) -> Result<Option<SessionRecord>, StoreError> {
+            self.up()?;
+            self.inner.delete_user_session(u, s).await
+        }
+        async fn list_user_sessions(&self, u: &str) -> Result<Vec<SessionRecord>, StoreError> {
+            self.up()?;
+            self.inner.list_user_sessions(u).await
+        }
+        async fn delete_user_sessions(
+            &self,
+            u: &str,
+            k: Option<&str>,
+        ) -> Result<Vec<Digest>, StoreError> {
+            self.up()?;
+            self.inner.delete_user_sessions(u, k).await
+        }
+        async fn delete_expired_sessions(
+            &self,
+            n: Timestamp,
+            c: Timestamp,
+        ) -> Result<u64, StoreError> {
+            self.up()?;
+            self.inner.delete_expired_sessions(n, c).await
+        }
+        async fn ping(&self) -> Result<(), StoreError> {
+            self.up()
+        }
+    }
+
+    #[async_trait]
+    impl RefreshStore for Flaky {
+        async fn create_family(
+            &self,
+            f: &FamilyRecord,
+            t: &RefreshTokenRecord,
+        ) -> Result<(), StoreError> {
+            self.up()?;
+            self.inner.create_family(f, t).await
+        }
+        async fn find_refresh_token(
+            &self,
+            h: &Digest,
+        ) -> Result<Option<(RefreshTokenRecord, FamilyRecord)>, StoreError> {
+            self.up()?;
+            self.inner.find_refresh_token(h).await
+        }
+        async fn rotate_refresh_token(
+            &self,
+            h: &Digest,
+            s: &RefreshTokenRecord,
+            n: Timestamp,
+        ) -> Result<Rotation, StoreError> {
+            self.up()?;
+            self.inner.rotate_refresh_token(h, s, n).await
+        }
+        async fn find_family(&self, sid: &str) -> Result<Option<FamilyRecord>, StoreError> {
+            self.up()?;
+            self.inner.find_family(sid).await
+        }
+        async fn delete_family(
+            &self,
+            sid: &str,
+            u: Option<&str>,
+        ) -> Result<Option<FamilyRecord>, StoreError> {
+            self.up()?;
+            self.inner.delete_family(sid, u).await
+        }
+        async fn list_user_families(&self, u: &str) -> Result<Vec<FamilyRecord>, StoreError> {
+            self.up()?;
+            self.inner.list_user_families(u).await
+        }
+        async fn delete_user_families(
+            &self,
+            u: &str,
+            k: Option<&str>,
+        ) -> Result<Vec<String>, StoreError> {
+            self.up()?;
+            self.inner.delete_user_families(u, k).await
+        }
+        async fn delete_expired_families(
+            &self,
+            n: Timestamp,
+            c: Timestamp,
+        ) -> Result<u64, StoreError> {
+            self.up()?;
+            self.inner.delete_expired_families(n, c).await
+        }
+    }
+
+    #[async_trait]
+    impl RevocationStore for Flaky {
+        async fn insert_revocation(&self, sid: &str, until: Timestamp) -> Result<(), StoreError> {
+            self.up()?;
+            self.inner.insert_revocation(sid, until).await
+        }
+        async fn active_revocations(
+            &self,
+            n: Timestamp,
+        ) -> Result<Vec<(String, Timestamp)>, StoreError> {
+            self.up()?;
+            self.inner.active_revocations(n).await
+        }
+        async fn delete_expired_revocations(&self, n: Timestamp) -> Result<u64, StoreError> {
+            self.up()?;
+            self.inner.delete_expired_revocations(n).await
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_store_that_is_down_fails_closed_with_503() {
+    use std::sync::atomic::Ordering;
+    let (flaky, stores) = flaky::stores();
+    let app = spawn_app_on(stores).await;
+    app.post_json("/v1/users", CREDS()).await;
+    let login = app.post_json("/v1/session", CREDS()).await;
+    let cookie =
+        login.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let tokens: Value = app.post_json("/v1/token", CREDS()).await.json().await.unwrap();
+
+    flaky.down.store(true, Ordering::SeqCst);
+    let me = app
+        .client
+        .get(format!("{}/whoami", app.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        me.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "never let a session through unchecked"
+    );
+    assert_eq!(me.json::<Value>().await.unwrap()["code"], "store_unavailable");
+    for (path, body) in [
+        ("/v1/session", CREDS()),
+        ("/v1/token", CREDS()),
+        ("/v1/users", json!({"username": "bob", "password": "correct horse battery"})),
+        ("/v1/token/refresh", json!({"refresh_token": tokens["refresh_token"]})),
+    ] {
+        let response = app.post_json(path, body).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        assert_eq!(response.json::<Value>().await.unwrap()["code"], "store_unavailable", "{path}");
+    }
+    // Access tokens need no store: they keep working while it is down.
+    let bearer = tokens["access_token"].as_str().unwrap();
+    let me =
+        app.client.get(format!("{}/whoami", app.base)).bearer_auth(bearer).send().await.unwrap();
+    assert_eq!(me.text().await.unwrap(), "alice via token");
+
+    flaky.down.store(false, Ordering::SeqCst);
+    let me = app
+        .client
+        .get(format!("{}/whoami", app.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.text().await.unwrap(), "alice via session", "back once the store is");
 }
