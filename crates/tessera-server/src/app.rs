@@ -27,8 +27,6 @@ use crate::serve::{ServeOptions, serve};
 
 /// How often pending session renewals are written.
 const FLUSH_EVERY: Duration = Duration::from_secs(2);
-/// Sessions kept in the in-process cache (about 300 bytes each).
-const SESSION_CACHE_CAPACITY: usize = 100_000;
 /// How often expired state is purged.
 const MAINTAIN_EVERY: Duration = Duration::from_secs(60);
 
@@ -164,8 +162,10 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<(Stores, Option<Sqli
     };
     // This process is the SQLite file's only writer, so an in-process cache stays exact.
     let stores = match config.sessions_store {
-        StoreKind::Sqlite => stores.with_session_cache(SESSION_CACHE_CAPACITY),
-        StoreKind::Memory => stores,
+        StoreKind::Sqlite if config.session_cache_capacity > 0 => {
+            stores.with_session_cache(config.session_cache_capacity)
+        }
+        _ => stores,
     };
     Ok((stores, sqlite))
 }

@@ -113,6 +113,9 @@ pub struct RawSession {
     pub idle_timeout: Option<HumanDuration>,
     /// Default `12h`.
     pub absolute_lifetime: Option<HumanDuration>,
+    /// Sessions kept in the in-process cache in front of the SQLite store. Default 100000;
+    /// `0` turns the cache off (every request reads the store).
+    pub cache_capacity: Option<usize>,
 }
 
 /// The `[token]` section.
@@ -281,6 +284,8 @@ pub struct Config {
     pub users_store: StoreKind,
     /// Store for sessions and revocations.
     pub sessions_store: StoreKind,
+    /// Capacity of the session cache (0: none).
+    pub session_cache_capacity: usize,
     /// Engine settings (issuer filled in at start).
     pub engine: Settings,
     /// Log filter.
@@ -449,6 +454,7 @@ impl Config {
             hs256_secret,
             users_store,
             sessions_store,
+            session_cache_capacity: raw.session.cache_capacity.unwrap_or(100_000),
             engine,
             log_level,
             log_format,

@@ -43,8 +43,11 @@ pub async fn serve(
         .max_buf_size(MAX_HEADER_BYTES);
     builder.http2().timer(TokioTimer::new()).max_header_list_size(MAX_HEADER_BYTES as u32);
     let graceful = GracefulShutdown::new();
+    let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
+        // Reap finished connection tasks so the set only holds live ones.
+        while connections.try_join_next().is_some() {}
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -66,7 +69,7 @@ pub async fn serve(
             .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
             .into_owned();
         let connection = graceful.watch(connection);
-        tokio::spawn(async move {
+        connections.spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(%peer, "connection ended with an error: {e}");
             }
@@ -76,7 +79,13 @@ pub async fn serve(
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("all connections closed"),
         () = tokio::time::sleep(options.shutdown_timeout) => {
-            tracing::warn!("shutdown timeout: closing connections with requests in flight");
+            tracing::warn!(
+                connections = connections.len(),
+                "shutdown timeout: dropping connections with requests still in flight"
+            );
+            connections.abort_all();
         }
     }
+    // Wait for aborted tasks to unwind, so nothing holds the stores when they close.
+    while connections.join_next().await.is_some() {}
 }

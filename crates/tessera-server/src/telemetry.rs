@@ -9,7 +9,12 @@ use crate::config::{Config, LogFormat};
 /// Installs the global tracing subscriber: stderr, the configured filter and format.
 pub fn init(config: &Config) -> anyhow::Result<()> {
     let filter = EnvFilter::try_new(&config.log_level)?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colour only for a terminal: journald and log files get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     let result = match config.log_format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
@@ -28,9 +33,13 @@ pub fn describe_config(c: &Config) -> String {
         ("server.public_url", c.public_url.clone().unwrap_or_else(|| "http://<listen>".into())),
         ("server.allowed_origins", c.allowed_origins.join(", ")),
         ("server.trust_proxy_headers", c.trust_proxy_headers.to_string()),
+        ("server.request_timeout", d(c.request_timeout)),
+        ("server.header_timeout", d(c.header_timeout)),
+        ("server.shutdown_timeout", d(c.shutdown_timeout)),
         ("cookie.secure", c.cookie_secure.to_string()),
         ("session.idle_timeout", d(e.session.idle_timeout)),
         ("session.absolute_lifetime", d(e.session.absolute_lifetime)),
+        ("session.cache_capacity", c.session_cache_capacity.to_string()),
         ("token.algorithm", c.algorithm.to_string()),
         ("token.issuer", c.issuer.clone().unwrap_or_else(|| "<public_url>".into())),
         ("token.audience", e.token.audience.clone()),
@@ -49,6 +58,8 @@ pub fn describe_config(c: &Config) -> String {
         ("password.iterations", e.password.params.iterations.to_string()),
         ("password.parallelism", e.password.params.parallelism.to_string()),
         ("password.workers", e.password.workers.to_string()),
+        ("log.level", c.log_level.clone()),
+        ("log.format", format!("{:?}", c.log_format).to_lowercase()),
     ];
     for (key, value) in lines {
         let _ = writeln!(out, "{key} = {value}");

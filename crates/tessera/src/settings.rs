@@ -152,7 +152,23 @@ impl Settings {
         if self.password.workers == 0 || self.password.workers > 256 {
             return Err(("password.workers", "must be between 1 and 256".into()));
         }
-        self.password.params.validate().map_err(|e| ("password", e))?;
+        let p = self.password.params;
+        let bounds = [
+            (
+                "password.memory_kib",
+                p.memory_kib,
+                8 * p.parallelism.max(1),
+                Argon2Params::MAX_MEMORY_KIB,
+            ),
+            ("password.iterations", p.iterations, 1, Argon2Params::MAX_ITERATIONS),
+            ("password.parallelism", p.parallelism, 1, Argon2Params::MAX_PARALLELISM),
+        ];
+        for (key, value, min, max) in bounds {
+            if !(min..=max).contains(&value) {
+                return Err((key, format!("must be between {min} and {max}")));
+            }
+        }
+        p.validate().map_err(|e| ("password", e))?;
         Ok(())
     }
 }

@@ -27,8 +27,9 @@ pub enum StoreError {
     /// The backend could not be reached or failed; requests must fail closed.
     #[error("store unavailable: {0}")]
     Unavailable(String),
-    /// The backend returned data that does not make sense (a corrupt row, a bad migration).
-    #[error("store data is corrupt: {0}")]
+    /// The backend holds data this version cannot use (a corrupt row, a schema from a newer
+    /// version).
+    #[error("store data is unusable: {0}")]
     Corrupt(String),
 }
 

@@ -367,16 +367,19 @@ impl KeySet {
             _ => None,
         };
         let mut changed = false;
-        // Retire every active key that is not of the configured algorithm.
+        let hs256_kid = hs256.as_ref().map(|k| k.public.kid.clone());
+        // Retire every active key that is not of the configured algorithm, and under HS256
+        // every active entry for another secret.
         for entry in index.keys.iter_mut() {
-            if entry.retired_at.is_none() && entry.alg != alg {
+            let other_secret =
+                entry.alg == Algorithm::HS256 && Some(&entry.kid) != hs256_kid.as_ref();
+            if entry.retired_at.is_none() && (entry.alg != alg || other_secret) {
                 entry.retired_at = Some(now.unix_millis());
                 changed = true;
             }
         }
-        if hs256.is_some() {
+        if let Some(kid) = hs256_kid {
             // The HS256 key is not a file; record its kid so switching away retires it too.
-            let kid = hs256.as_ref().map(|k| k.public.kid.clone()).unwrap_or_default();
             if !index.keys.iter().any(|e| e.kid == kid && e.retired_at.is_none()) {
                 index.keys.push(KeyEntry::new(kid, alg, now));
                 changed = true;
@@ -596,5 +599,12 @@ mod tests {
             KeySet::load_or_create(dir.path(), Algorithm::HS256, Some(&secret), now, HOUR).unwrap();
         assert_eq!(set.signing().public().alg(), Algorithm::HS256);
         assert_eq!(&**set.jwks_json(), r#"{"keys":[]}"#);
+
+        // A new secret retires the old one's entry instead of leaving two "active" ones.
+        let other = SecretSlice::from(vec![8u8; 40]);
+        KeySet::load_or_create(dir.path(), Algorithm::HS256, Some(&other), now, HOUR).unwrap();
+        let index = KeyIndex::read(&dir.path().join("keys").join("keys.json")).unwrap();
+        let active: Vec<_> = index.keys.iter().filter(|e| e.retired_at.is_none()).collect();
+        assert_eq!(active.len(), 1);
     }
 }
