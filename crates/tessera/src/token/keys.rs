@@ -151,7 +151,8 @@ impl SigningKey {
         let failed = |_| Error::internal(format!("generating an {alg} key failed"));
         let pkcs8 = match alg {
             Algorithm::EdDSA => {
-                Ed25519KeyPair::generate_pkcs8(&rng).map_err(failed)?.as_ref().to_vec()
+                // PKCS#8 v1: what OpenSSL and most tooling read (v2 adds the public key).
+                Ed25519KeyPair::generate_pkcs8v1(&rng).map_err(failed)?.as_ref().to_vec()
             }
             Algorithm::ES256 => {
                 EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
@@ -522,6 +523,10 @@ mod tests {
         let mut keys = Vec::new();
         for alg in [Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256] {
             let (key, pkcs8) = SigningKey::generate(alg).unwrap();
+            // PKCS#8 v1 (version 0) for every algorithm: OpenSSL and friends can read the files.
+            let header_len =
+                if pkcs8[1] & 0x80 == 0 { 2 } else { 2 + usize::from(pkcs8[1] & 0x7f) };
+            assert_eq!(&pkcs8[header_len..header_len + 3], [0x02, 0x01, 0x00], "{alg}");
             let reloaded = SigningKey::from_pkcs8(alg, &pkcs8).unwrap();
             assert_eq!(key.public.kid, reloaded.public.kid, "kid is stable across reloads");
             keys.push(key);
