@@ -46,8 +46,8 @@ run_wrk() { # run_wrk FILE HEADER
 
 echo "# bench/scale.sh $(date -u +%Y-%m-%dT%H:%M:%SZ), ${duration}s runs, -c$conns, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "| credentials | session req/s | session p99 ms | token req/s | token p99 ms | peak RSS MiB |"
-echo "|---:|---:|---:|---:|---:|---:|"
+echo "| credentials | session req/s | session p99 ms | session peak RSS MiB | token req/s | token p99 ms | token peak RSS MiB |"
+echo "|---:|---:|---:|---:|---:|---:|---:|"
 for n in "${sizes[@]}"; do
   dir=$(mktemp -d "${TMPDIR:-/tmp}/tessera-scale.XXXXXX")
   start "$dir/data" "$dir/setup.log"
@@ -55,22 +55,28 @@ for n in "${sizes[@]}"; do
     -d '{"username":"bench.user","password":"bench-pw-9f8e7d6c5b41"}' >/dev/null
   stop
   "$python" bench/mint.py "$dir/data" "$n" "$base" "$dir"
-  start "$dir/data" "$dir/server.log"
-  # One pass over every credential first, so each row measures steady state, not first sight.
-  DURATION_WARM=$((n / 20000 + 2))
-  taskset -c 1 wrk -t1 -c"$conns" -d"${DURATION_WARM}s" -s bench/rotate.lua "$base/v1/me" -- "$dir/sessions.txt" Cookie >/dev/null
-  taskset -c 1 wrk -t1 -c"$conns" -d"${DURATION_WARM}s" -s bench/rotate.lua "$base/v1/me" -- "$dir/tokens.txt" Authorization >/dev/null
-  session=$(run_wrk "$dir/sessions.txt" Cookie)
-  token=$(run_wrk "$dir/tokens.txt" Authorization)
-  rss=$(awk '/^VmHWM:/ {printf "%.1f", $2 / 1024}' "/proc/$pid/status")
-  stop
-  "$python" - "$n" "$session" "$token" "$rss" <<'PY'
+  # Each method gets a fresh server: session renewals written in the background must not
+  # land in the token run. One pass over every credential first, so the row is steady state.
+  warm=$((n / 20000 + 2))
+  measure() { # measure FILE HEADER: sets $result (wrk JSON) and $rss (peak MiB)
+    start "$dir/data" "$dir/server.log"
+    taskset -c 1 wrk -t1 -c"$conns" -d"${warm}s" -s bench/rotate.lua "$base/v1/me" -- "$1" "$2" >/dev/null
+    result=$(run_wrk "$1" "$2")
+    rss=$(awk '/^VmHWM:/ {printf "%.1f", $2 / 1024}' "/proc/$pid/status")
+    stop
+  }
+  measure "$dir/sessions.txt" Cookie
+  session=$result session_rss=$rss
+  measure "$dir/tokens.txt" Authorization
+  token=$result token_rss=$rss
+  "$python" - "$n" "$session" "$token" "$session_rss" "$token_rss" <<'PY'
 import json, sys
-n, s, t, rss = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4]
+n, s, t = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
 for name, r in (("session", s), ("token", t)):
     if r["non2xx"] or r["socket_errors"]:
         print(f"warning: {name} run at N={n} had {r['non2xx']} non-2xx and {r['socket_errors']} socket errors", file=sys.stderr)
-print(f"| {int(n):,} | {s['rps']:,.0f} | {s['p99_us'] / 1000:.2f} | {t['rps']:,.0f} | {t['p99_us'] / 1000:.2f} | {rss} |")
+print(f"| {int(n):,} | {s['rps']:,.0f} | {s['p99_us'] / 1000:.2f} | {sys.argv[4]} | "
+      f"{t['rps']:,.0f} | {t['p99_us'] / 1000:.2f} | {sys.argv[5]} |")
 PY
   rm -rf "$dir"
 done
