@@ -19,6 +19,7 @@ use tessera::token::KeySet;
 use tessera::{Authenticator, Clock, ServerSecret, SystemClock};
 use tessera_axum::{ApiError, HttpSettings, TesseraState, api_router};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, StoreKind};
 use crate::http_metrics::{self, HttpMetrics};
@@ -31,7 +32,6 @@ const FLUSH_EVERY: Duration = Duration::from_secs(2);
 const MAINTAIN_EVERY: Duration = Duration::from_secs(60);
 
 /// A built server, bound and ready to run.
-#[derive(Debug)]
 pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
@@ -41,6 +41,17 @@ pub struct Application {
     options: ServeOptions,
     request_timeout: Duration,
     sqlite: Option<SqliteStore>,
+    tls: Option<TlsAcceptor>,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("local_addr", &self.local_addr)
+            .field("public_url", &self.public_url)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Application {
@@ -51,8 +62,13 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let local_addr = listener.local_addr()?;
+        let tls = match &config.tls {
+            Some((cert, key)) => Some(crate::tls::acceptor(cert, key)?),
+            None => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let public_url =
-            config.public_url.clone().unwrap_or_else(|| format!("http://{local_addr}"));
+            config.public_url.clone().unwrap_or_else(|| format!("{scheme}://{local_addr}"));
         let (stores, sqlite) = open_stores(&config).await?;
         let mut engine = config.engine;
         if config.issuer.is_none() {
@@ -92,12 +108,19 @@ impl Application {
             },
             request_timeout: config.request_timeout,
             sqlite,
+            tls,
         })
     }
 
     /// The address the listener is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// `http://ADDR` or `https://ADDR` for the bound address.
+    pub fn local_url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.local_addr)
     }
 
     /// The URL the server considers its own.
@@ -116,7 +139,7 @@ impl Application {
         let router = app(self.state.clone(), self.http_metrics.clone(), self.request_timeout);
         let auth = self.state.auth.clone();
         let upkeep = tokio::spawn(upkeep(auth.clone()));
-        serve(self.listener, router, self.options, shutdown).await;
+        serve(self.listener, router, self.tls, self.options, shutdown).await;
         upkeep.abort();
         match auth.flush().await {
             Ok(0) => {}
@@ -199,7 +222,8 @@ pub fn app(
     request_timeout: Duration,
 ) -> Router {
     let ops_state = OpsState { api: state.clone(), http_metrics: http_metrics.clone() };
-    Router::new()
+    let https = state.http.public_origin.starts_with("https://");
+    let router = Router::new()
         .route("/", get(ops::index))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
@@ -209,8 +233,20 @@ pub fn app(
         .fallback(tessera_axum::routes::not_found)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(request_timeout, time_limit))
-        .layer(middleware::from_fn(tessera_axum::layers::security_headers))
-        .layer(middleware::from_fn_with_state(http_metrics, http_metrics::record))
+        .layer(middleware::from_fn(tessera_axum::layers::security_headers));
+    let router =
+        if https { router.layer(middleware::from_fn(strict_transport_security)) } else { router };
+    router.layer(middleware::from_fn_with_state(http_metrics, http_metrics::record))
+}
+
+/// HSTS for a server whose public URL is https (whether TLS ends here or at a proxy).
+async fn strict_transport_security(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    response.headers_mut().insert(
+        http::header::STRICT_TRANSPORT_SECURITY,
+        http::HeaderValue::from_static("max-age=31536000"),
+    );
+    response
 }
 
 async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {

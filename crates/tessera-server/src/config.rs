@@ -94,6 +94,10 @@ pub struct RawServer {
     pub header_timeout: Option<HumanDuration>,
     /// Longest to wait for in-flight requests at shutdown. Default `30s`.
     pub shutdown_timeout: Option<HumanDuration>,
+    /// PEM certificate chain: serve HTTPS. Default none (plain HTTP, e.g. behind a proxy).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 /// The `[cookie]` section.
@@ -276,6 +280,8 @@ pub struct Config {
     pub header_timeout: Duration,
     /// Graceful shutdown limit.
     pub shutdown_timeout: Duration,
+    /// TLS certificate chain and key files.
+    pub tls: Option<(PathBuf, PathBuf)>,
     /// Token signing algorithm.
     pub algorithm: Algorithm,
     /// HS256 secret.
@@ -344,6 +350,13 @@ impl Config {
             })?;
             allowed_origins.push(normalized);
         }
+
+        let tls = match (raw.server.tls_cert, raw.server.tls_key) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            (Some(_), None) => bail!("server.tls_key: required with server.tls_cert"),
+            (None, Some(_)) => bail!("server.tls_cert: required with server.tls_key"),
+        };
 
         let algorithm_name = raw.token.algorithm.as_deref().unwrap_or("EdDSA");
         let algorithm = Algorithm::parse(algorithm_name).ok_or_else(|| {
@@ -450,6 +463,7 @@ impl Config {
             request_timeout: timeout("server.request_timeout", raw.server.request_timeout, 30)?,
             header_timeout: timeout("server.header_timeout", raw.server.header_timeout, 10)?,
             shutdown_timeout: timeout("server.shutdown_timeout", raw.server.shutdown_timeout, 30)?,
+            tls,
             algorithm,
             hs256_secret,
             users_store,

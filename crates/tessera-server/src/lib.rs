@@ -11,6 +11,7 @@ pub mod http_metrics;
 pub mod ops;
 pub mod serve;
 pub mod telemetry;
+pub mod tls;
 
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -33,7 +34,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             // stops it right after the `listening on` line still gets a graceful stop.
             let shutdown = shutdown_signal()?;
             let mut stdout = std::io::stdout();
-            writeln!(stdout, "listening on http://{}", app.local_addr())?;
+            writeln!(stdout, "listening on {}", app.local_url())?;
             stdout.flush()?;
             tracing::info!(public_url = app.public_url(), "tessera is serving");
             app.run_until(shutdown).await?;

@@ -1,6 +1,6 @@
-//! The accept loop: HTTP/1.1 and HTTP/2 over hyper with a header-read timeout and bounded
-//! header sizes, the peer address handed to handlers, and graceful shutdown (stop accepting,
-//! let in-flight requests finish, up to a limit).
+//! The accept loop: HTTP/1.1 and HTTP/2 over hyper (optionally inside TLS) with handshake and
+//! header-read timeouts and bounded header sizes, the peer address handed to handlers, and
+//! graceful shutdown (stop accepting, let in-flight requests finish, up to a limit).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -14,6 +14,7 @@ use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
 /// Connection-level limits.
@@ -28,10 +29,12 @@ pub struct ServeOptions {
 /// Largest header block accepted (HTTP/1 read buffer, HTTP/2 header list).
 const MAX_HEADER_BYTES: usize = 32 * 1024;
 
-/// Serves `router` on `listener` until `shutdown` completes, then drains connections.
+/// Serves `router` on `listener` (through `tls` if given) until `shutdown` completes, then
+/// drains connections.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    tls: Option<TlsAcceptor>,
     options: ServeOptions,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -65,12 +68,34 @@ pub async fn serve(
             request.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
             request
         });
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let service = TowerToHyperService::new(service);
+        let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
         connections.spawn(async move {
-            if let Err(e) = connection.await {
+            let result = match tls {
+                None => {
+                    let connection = builder.serve_connection(TokioIo::new(stream), service);
+                    watcher.watch(connection.into_owned()).await
+                }
+                Some(acceptor) => {
+                    // A client gets as long for the handshake as for its request headers.
+                    let handshake =
+                        tokio::time::timeout(options.header_timeout, acceptor.accept(stream));
+                    let stream = match handshake.await {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, "TLS handshake failed: {e}");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let connection = builder.serve_connection(TokioIo::new(stream), service);
+                    watcher.watch(connection.into_owned()).await
+                }
+            };
+            if let Err(e) = result {
                 tracing::debug!(%peer, "connection ended with an error: {e}");
             }
         });

@@ -36,6 +36,8 @@ pub fn describe_config(c: &Config) -> String {
         ("server.request_timeout", d(c.request_timeout)),
         ("server.header_timeout", d(c.header_timeout)),
         ("server.shutdown_timeout", d(c.shutdown_timeout)),
+        ("server.tls_cert", c.tls.as_ref().map_or("none".into(), |(c, _)| c.display().to_string())),
+        ("server.tls_key", c.tls.as_ref().map_or("none".into(), |(_, k)| k.display().to_string())),
         ("cookie.secure", c.cookie_secure.to_string()),
         ("session.idle_timeout", d(e.session.idle_timeout)),
         ("session.absolute_lifetime", d(e.session.absolute_lifetime)),

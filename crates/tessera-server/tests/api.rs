@@ -36,6 +36,9 @@ mod session;
 #[path = "api/throttle.rs"]
 mod throttle;
 #[cfg(test)]
+#[path = "api/tls.rs"]
+mod tls;
+#[cfg(test)]
 #[path = "api/token.rs"]
 mod token;
 #[cfg(test)]
