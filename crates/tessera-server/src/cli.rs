@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 ///
 /// With no configuration at all, `tessera serve` listens on 127.0.0.1:8080 and keeps its SQLite
 /// database, signing key and secrets in ./tessera-data. Every configuration key can also be
-/// set in the environment as TESSERA_<SECTION>__<KEY>, e.g. TESSERA_SESSION__IDLE_TIMEOUT=30m.
+/// set in the environment as `TESSERA_<SECTION>__<KEY>`, e.g. `TESSERA_SESSION__IDLE_TIMEOUT=30m`.
 #[derive(Debug, Parser)]
 #[command(name = "tessera", version, propagate_version = true)]
 pub struct Cli {
