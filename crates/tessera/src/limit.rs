@@ -5,11 +5,12 @@
 //!   window. A successful login clears the count. This stops online guessing of one account.
 //! - **per source IP**: at most `ip_per_minute` login attempts a minute, successful or not,
 //!   as a GCRA (token bucket) that allows a burst of the full minute's budget. This stops one
-//!   client spraying many accounts.
+//!   client spraying many accounts. IPv6 clients are counted by their /64.
 //!
 //! State is in memory, swept periodically; every map is bounded by what the IP rule lets in.
 
 use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -46,7 +47,7 @@ impl LoginLimiter {
             return Err(Error::RateLimited { retry_after });
         }
         if let Some(ip) = ip {
-            self.take_ip_budget(ip, now)?;
+            self.take_ip_budget(&ip_key(ip), now)?;
         }
         Ok(())
     }
@@ -104,6 +105,23 @@ impl LoginLimiter {
         }
         tats.insert(ip.to_owned(), tat.plus(interval));
         Ok(())
+    }
+}
+
+/// The throttling key of a client address: IPv4 addresses as they are, IPv6 by their /64
+/// (one subscriber usually holds a whole /64, so per-address limits would not limit anyone).
+fn ip_key(ip: &str) -> String {
+    match ip.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                let prefix = Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+                format!("{prefix}/64")
+            }
+        },
+        Ok(IpAddr::V4(v4)) => v4.to_string(),
+        Err(_) => ip.to_owned(),
     }
 }
 
@@ -183,6 +201,18 @@ mod tests {
         for i in 0..30 {
             limiter.check(&format!("again{i}"), Some("192.0.2.1")).unwrap();
         }
+    }
+
+    #[test]
+    fn ipv6_clients_share_the_budget_of_their_64() {
+        let (limiter, _) = setup();
+        for i in 0..30 {
+            limiter.check("x", Some(&format!("2001:db8:1:2::{i:x}"))).unwrap();
+        }
+        assert!(limiter.check("x", Some("2001:db8:1:2:ffff::1")).is_err(), "same /64");
+        assert!(limiter.check("x", Some("2001:db8:1:3::1")).is_ok(), "another /64");
+        assert_eq!(ip_key("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(ip_key("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
     }
 
     #[test]
