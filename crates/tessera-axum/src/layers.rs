@@ -1,5 +1,5 @@
 //! Middleware every API response goes through: the Origin rule for unsafe requests (CSRF
-//! defence that also covers login), and security headers.
+//! defence that also covers login), CORS for the configured origins, and security headers.
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -46,5 +46,49 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
             headers.insert(name, HeaderValue::from_static(value));
         }
     }
+    response
+}
+
+/// CORS for the origins in [`HttpSettings::allowed_origins`](crate::HttpSettings): a page on
+/// such an origin may call the API with credentials (cookies or `Authorization`) and read the
+/// answers. Preflights (`OPTIONS` with `Access-Control-Request-Method`) from those origins are
+/// answered here; every other origin gets no CORS headers, so browsers keep their same-origin
+/// rule.
+pub async fn cors(State(state): State<TesseraState>, request: Request, next: Next) -> Response {
+    let origin = request
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .and_then(crate::state::normalize_origin)
+        .filter(|o| state.http.allowed_origins.contains(o));
+    let Some(origin) = origin.and_then(|o| HeaderValue::from_str(&o).ok()) else {
+        return next.run(request).await;
+    };
+    let preflight = request.method() == http::Method::OPTIONS
+        && request.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    let mut response = if preflight {
+        let mut response = http::StatusCode::NO_CONTENT.into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, PUT, DELETE"),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("authorization, content-type, x-csrf-token"),
+        );
+        headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+        response
+    } else {
+        next.run(request).await
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    headers.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("retry-after, www-authenticate"),
+    );
+    headers.append(header::VARY, HeaderValue::from_static("origin"));
     response
 }

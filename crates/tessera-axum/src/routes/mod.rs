@@ -17,7 +17,8 @@ use crate::layers;
 use crate::state::TesseraState;
 
 /// Every endpoint of API.md's Users, Session, Token and "Use from other services" sections,
-/// with the body limit, the Origin rule, security headers and problem+json fallbacks.
+/// with the body limit, the Origin rule, CORS for the configured origins, security headers and
+/// problem+json fallbacks.
 pub fn api_router(state: TesseraState) -> Router {
     let api = Router::new()
         .route("/v1/users", post(users::register))
@@ -37,6 +38,7 @@ pub fn api_router(state: TesseraState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(layers::security_headers))
+        .layer(middleware::from_fn_with_state(state.clone(), layers::cors))
         .with_state(state)
 }
 

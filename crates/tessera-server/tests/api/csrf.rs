@@ -153,3 +153,43 @@ async fn bearer_requests_need_no_csrf_token() {
         .unwrap();
     assert_eq!(response.status(), 204);
 }
+
+#[tokio::test]
+async fn cors_lets_only_configured_origins_read_answers() {
+    let app = spawn_app_with(|c| {
+        c.server.allowed_origins =
+            Some(tessera_server::config::StringList(vec!["https://app.example".into()]));
+    })
+    .await;
+    let preflight = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/v1/me"))
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "authorization")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 204);
+    let h = preflight.headers();
+    assert_eq!(h["access-control-allow-origin"], "https://app.example");
+    assert_eq!(h["access-control-allow-credentials"], "true");
+    assert!(h["access-control-allow-headers"].to_str().unwrap().contains("x-csrf-token"));
+
+    let allowed = app.get("/v1/me").header("origin", "https://app.example").send().await.unwrap();
+    assert_eq!(allowed.status(), 401);
+    assert_eq!(allowed.headers()["access-control-allow-origin"], "https://app.example");
+
+    let other = app.get("/v1/me").header("origin", EVIL_ORIGIN).send().await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    let evil_preflight = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/v1/me"))
+        .header("origin", EVIL_ORIGIN)
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert!(evil_preflight.headers().get("access-control-allow-origin").is_none());
+    assert_ne!(evil_preflight.status(), 204);
+}
