@@ -153,8 +153,8 @@ impl Application {
     }
 }
 
-/// Opens the configured stores. Users and refresh families live together, as do sessions and
-/// revocations; a SQLite store is opened once even when it fills both places.
+/// Opens the configured stores: users, refresh families and revocations in one, sessions in
+/// the other; a SQLite store is opened once even when it fills both places.
 pub async fn open_stores(config: &Config) -> anyhow::Result<(Stores, Option<SqliteStore>)> {
     let uses = |kind| config.users_store == kind || config.sessions_store == kind;
     let sqlite = if uses(StoreKind::Sqlite) {
@@ -177,12 +177,9 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<(Stores, Option<Sqli
         }
     };
     let (users, sessions) = (pick(config.users_store), pick(config.sessions_store));
-    let stores = Stores {
-        users: users.clone(),
-        refresh: users,
-        sessions: sessions.clone(),
-        revocations: sessions,
-    };
+    // Revocations live with the refresh families they revoke, so they survive together.
+    let stores =
+        Stores { users: users.clone(), refresh: users.clone(), revocations: users, sessions };
     // This process is the SQLite file's only writer, so an in-process cache stays exact.
     let stores = match config.sessions_store {
         StoreKind::Sqlite if config.session_cache_capacity > 0 => {

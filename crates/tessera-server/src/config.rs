@@ -172,9 +172,9 @@ pub struct RawRegistration {
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawStore {
-    /// Users and refresh families: `sqlite` (default) or `memory`.
+    /// Users, refresh families and revocations: `sqlite` (default) or `memory`.
     pub users: Option<String>,
-    /// Sessions and revocations: `sqlite` (default) or `memory`.
+    /// Sessions: `sqlite` (default) or `memory`.
     pub sessions: Option<String>,
     /// PostgreSQL URL (for `postgres` stores).
     pub url: Option<String>,
@@ -286,9 +286,9 @@ pub struct Config {
     pub algorithm: Algorithm,
     /// HS256 secret.
     pub hs256_secret: Option<SecretSlice<u8>>,
-    /// Store for users and refresh families.
+    /// Store for users, refresh families and revocations.
     pub users_store: StoreKind,
-    /// Store for sessions and revocations.
+    /// Store for sessions.
     pub sessions_store: StoreKind,
     /// Capacity of the session cache (0: none).
     pub session_cache_capacity: usize,

@@ -79,7 +79,7 @@ fn session_check_cached(bencher: divan::Bencher<'_, '_>) {
         let stores = Stores::memory().with_session_cache(1024);
         let auth = Authenticator::builder(settings, stores).build().await.unwrap();
         let password = SecretString::from("correct horse battery".to_owned());
-        let user = auth.register("alice", &password).await.unwrap();
+        let user = auth.register("alice", &password, None).await.unwrap();
         let new = auth.start_session(&user, ClientInfo::default()).await.unwrap();
         (auth, new.secret)
     });

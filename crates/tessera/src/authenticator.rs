@@ -195,15 +195,18 @@ impl Authenticator {
 
     // --- users ------------------------------------------------------------------------------
 
-    /// Self-service registration: refused with [`Error::RegistrationClosed`] unless open.
+    /// Self-service registration from `ip`: refused with [`Error::RegistrationClosed`] unless
+    /// open, and throttled per IP (each registration costs a password hash).
     pub async fn register(
         &self,
         username: &str,
         password: &SecretString,
+        ip: Option<&str>,
     ) -> Result<UserRecord, Error> {
         if !self.inner.settings.registration_open {
             return Err(Error::RegistrationClosed);
         }
+        self.inner.limiter.registration(ip)?;
         self.create_user(username, password).await
     }
 
@@ -266,15 +269,15 @@ impl Authenticator {
     ) -> Result<UserRecord, Error> {
         let inner = &self.inner;
         let username = username.to_ascii_lowercase();
-        inner.limiter.check(&username, ip)?;
+        let attempt = inner.limiter.begin_login(&username, ip)?;
         let user = inner.stores.users.find_user_by_username(&username).await?;
         let verdict =
             inner.hasher.verify(password, user.as_ref().map(|u| u.password_hash.as_str())).await?;
         let Some(mut user) = user.filter(|_| verdict.matches) else {
-            inner.limiter.record_failure(&username);
+            attempt.failed();
             return Err(Error::InvalidCredentials);
         };
-        inner.limiter.record_success(&username);
+        attempt.succeeded();
         if verdict.needs_rehash {
             match inner.hasher.hash(password).await {
                 Ok(hash) => match inner.stores.users.update_password_hash(&user.id, &hash).await {
@@ -302,7 +305,7 @@ impl Authenticator {
         if new.expose_secret() == current.expose_secret() {
             return Err(Error::validation("new_password", "must differ from the current password"));
         }
-        inner.limiter.check(&principal.username, ip)?;
+        let attempt = inner.limiter.begin_login(&principal.username, ip)?;
         let user = inner
             .stores
             .users
@@ -310,9 +313,10 @@ impl Authenticator {
             .await?
             .ok_or(Error::Unauthorized)?;
         if !inner.hasher.verify(current, Some(&user.password_hash)).await?.matches {
-            inner.limiter.record_failure(&principal.username);
+            attempt.failed();
             return Err(Error::InvalidCredentials);
         }
+        attempt.succeeded();
         let hash = inner.hasher.hash(new).await?;
         if !inner.stores.users.update_password_hash(&user.id, &hash).await? {
             return Err(Error::Unauthorized);
@@ -423,7 +427,8 @@ impl Authenticator {
     }
 
     async fn refresh_inner(&self, token: &SecretString) -> Result<(TokenGrant, bool), Error> {
-        match self.inner.refresh.refresh(token).await? {
+        let limiter = &self.inner.limiter;
+        match self.inner.refresh.refresh(token, |family| limiter.refresh(&family.sid)).await? {
             RefreshOutcome::Rotated(next) => Ok((self.grant(next)?, false)),
             RefreshOutcome::Retried(next) => Ok((self.grant(next)?, true)),
             RefreshOutcome::Reused(family) => {
@@ -468,12 +473,20 @@ impl Authenticator {
 
     /// Deletes a refresh family and makes its access tokens fail at once. With `user_id`, only
     /// a family of that user; returns whether one was deleted.
+    ///
+    /// The `sid` is revoked before the family is deleted: if the store fails half-way, the
+    /// family's access tokens are refused anyway (fail closed).
     async fn revoke_family(&self, sid: &str, user_id: Option<&str>) -> Result<bool, Error> {
-        let deleted = self.inner.stores.refresh.delete_family(sid, user_id).await?;
-        if deleted.is_some() || user_id.is_none() {
-            self.revoke_sids(&[sid.to_owned()]).await?;
+        let refresh = &self.inner.stores.refresh;
+        if let Some(user_id) = user_id {
+            // Only the caller's own family: never revoke someone else's tokens.
+            match refresh.find_family(sid).await? {
+                Some(family) if family.user_id == user_id => {}
+                _ => return Ok(false),
+            }
         }
-        Ok(deleted.is_some())
+        self.revoke_sids(&[sid.to_owned()]).await?;
+        Ok(refresh.delete_family(sid, user_id).await?.is_some())
     }
 
     /// Puts `sids` in the revocation set (in memory first, so this process refuses their
@@ -547,10 +560,27 @@ impl Authenticator {
         self.end_other_logins(user_id, None).await
     }
 
+    /// Ends every session and token family of the user but `keep_sid`. Access tokens are
+    /// revoked before their families are deleted (fail closed if the store fails half-way).
     async fn end_other_logins(&self, user_id: &str, keep_sid: Option<&str>) -> Result<(), Error> {
+        let refresh = &self.inner.stores.refresh;
+        let doomed: Vec<String> = refresh
+            .list_user_families(user_id)
+            .await?
+            .into_iter()
+            .map(|f| f.sid)
+            .filter(|sid| Some(sid.as_str()) != keep_sid)
+            .collect();
+        self.revoke_sids(&doomed).await?;
         self.inner.sessions.delete_all_for_user(user_id, keep_sid).await?;
-        let families = self.inner.stores.refresh.delete_user_families(user_id, keep_sid).await?;
-        self.revoke_sids(&families).await
+        // A family created between the listing and now is caught here.
+        let late: Vec<String> = refresh
+            .delete_user_families(user_id, keep_sid)
+            .await?
+            .into_iter()
+            .filter(|sid| !doomed.contains(sid))
+            .collect();
+        self.revoke_sids(&late).await
     }
 
     // --- operations -------------------------------------------------------------------------

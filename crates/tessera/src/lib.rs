@@ -26,7 +26,7 @@
 //! # settings.password.params = tessera::password::Argon2Params { memory_kib: 64, iterations: 1, parallelism: 1 };
 //! let auth = Authenticator::builder(settings, Stores::memory()).build().await?;
 //! let password = SecretString::from("correct horse battery".to_owned());
-//! auth.register("alice", &password).await?;
+//! auth.register("alice", &password, None).await?;
 //!
 //! // Session login: the cookie value is `new.secret`.
 //! let user = auth.login(AuthMethod::Session, "alice", &password, None).await?;

@@ -1,13 +1,18 @@
-//! Login throttling, two rules (API.md "Running"):
+//! Throttling of the expensive or guessable operations (API.md "Running"):
 //!
-//! - **per username**: after `max_failures` failed logins within `failure_window`, further
-//!   attempts for that username are refused until the oldest of those failures leaves the
-//!   window. A successful login clears the count. This stops online guessing of one account.
-//! - **per source IP**: at most `ip_per_minute` login attempts a minute, successful or not,
-//!   as a GCRA (token bucket) that allows a burst of the full minute's budget. This stops one
-//!   client spraying many accounts. IPv6 clients are counted by their /64.
+//! - **logins per username**: after `max_failures` failed logins within `failure_window`,
+//!   further attempts for that username are refused until the oldest of those failures leaves
+//!   the window. Attempts still being checked count too, so a burst of concurrent guesses gets
+//!   no more tries than a sequence would. A successful login clears the count.
+//! - **logins per source IP**: at most `ip_per_minute` attempts in any 60 seconds, successful
+//!   or not. IPv6 clients are counted by their /64.
+//! - **registrations per source IP**: the same budget, counted separately (each one costs an
+//!   argon2 hash).
+//! - **refreshes per token login**: at most [`REFRESHES_PER_MINUTE`] per refresh family, far
+//!   above what an honest client needs (one per access-token lifetime).
 //!
-//! State is in memory, swept periodically; every map is bounded by what the IP rule lets in.
+//! All windows are exact sliding logs. State is in memory and swept periodically; every map is
+//! bounded by what the per-IP rules let in.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv6Addr};
@@ -18,13 +23,26 @@ use crate::clock::{Clock, Timestamp};
 use crate::error::Error;
 use crate::settings::LimitSettings;
 
-/// Login throttling state.
+/// Refreshes one refresh family may make in any 60 seconds.
+pub const REFRESHES_PER_MINUTE: u32 = 30;
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// Failed and in-flight logins of one username.
+#[derive(Default)]
+struct Account {
+    failures: VecDeque<Timestamp>,
+    in_flight: u32,
+}
+
+/// Throttling state.
 pub struct LoginLimiter {
     settings: LimitSettings,
     clock: Arc<dyn Clock>,
-    failures: Mutex<HashMap<String, VecDeque<Timestamp>>>,
-    /// GCRA: per IP, the "theoretical arrival time" of the next attempt.
-    ip_tat: Mutex<HashMap<String, Timestamp>>,
+    accounts: Mutex<HashMap<String, Account>>,
+    /// Sliding logs of recent events, by `kind:key` (login or registration per IP, refresh per
+    /// family).
+    budgets: Mutex<HashMap<String, VecDeque<Timestamp>>>,
 }
 
 impl std::fmt::Debug for LoginLimiter {
@@ -34,76 +52,148 @@ impl std::fmt::Debug for LoginLimiter {
     }
 }
 
+/// A login attempt admitted by [`LoginLimiter::begin_login`]. Report its outcome with
+/// [`failed`](Self::failed) or [`succeeded`](Self::succeeded); dropped without either (a store
+/// error), it counts as neither.
+#[must_use = "report whether the password was right"]
+pub struct LoginAttempt<'a> {
+    limiter: &'a LoginLimiter,
+    username: Option<String>,
+}
+
+impl std::fmt::Debug for LoginAttempt<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LoginAttempt")
+    }
+}
+
+impl LoginAttempt<'_> {
+    /// The password was wrong (or the user unknown): a failure for the username.
+    pub fn failed(mut self) {
+        if let Some(username) = self.username.take() {
+            let now = self.limiter.clock.now();
+            let max = self.limiter.settings.max_failures as usize;
+            let mut accounts = lock(&self.limiter.accounts);
+            let account = accounts.entry(username).or_default();
+            account.in_flight = account.in_flight.saturating_sub(1);
+            account.failures.push_back(now);
+            while account.failures.len() > max {
+                account.failures.pop_front();
+            }
+        }
+    }
+
+    /// The password was right: the username's failures are forgiven.
+    pub fn succeeded(mut self) {
+        if let Some(username) = self.username.take() {
+            let mut accounts = lock(&self.limiter.accounts);
+            if let Some(account) = accounts.get_mut(&username) {
+                account.in_flight = account.in_flight.saturating_sub(1);
+                account.failures.clear();
+                if account.in_flight == 0 {
+                    accounts.remove(&username);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for LoginAttempt<'_> {
+    fn drop(&mut self) {
+        if let Some(username) = self.username.take() {
+            let mut accounts = lock(&self.limiter.accounts);
+            if let Some(account) = accounts.get_mut(&username) {
+                account.in_flight = account.in_flight.saturating_sub(1);
+            }
+        }
+    }
+}
+
 impl LoginLimiter {
     /// A limiter with `settings`.
     pub fn new(settings: LimitSettings, clock: Arc<dyn Clock>) -> Self {
-        LoginLimiter { settings, clock, failures: Mutex::default(), ip_tat: Mutex::default() }
+        LoginLimiter { settings, clock, accounts: Mutex::default(), budgets: Mutex::default() }
     }
 
-    /// Counts a login attempt from `ip` for `username` and says whether it may go ahead.
-    pub fn check(&self, username: &str, ip: Option<&str>) -> Result<(), Error> {
+    /// Admits a login attempt for `username` from `ip`, or refuses it with
+    /// [`Error::RateLimited`]. The attempt counts against the username until its outcome is
+    /// reported, and against the IP for a minute.
+    pub fn begin_login(&self, username: &str, ip: Option<&str>) -> Result<LoginAttempt<'_>, Error> {
         let now = self.clock.now();
-        if let Some(retry_after) = self.username_locked(username, now) {
+        // No account can have a longer name; tracking it would only let a client grow the map.
+        let tracked = username.len() <= crate::password::policy::USERNAME_MAX;
+        let mut accounts = lock(&self.accounts);
+        if tracked && let Some(retry_after) = self.account_locked(accounts.get_mut(username), now) {
             return Err(Error::RateLimited { retry_after });
         }
         if let Some(ip) = ip {
-            self.take_ip_budget(&ip_key(ip), now)?;
+            self.take(format!("login:{}", ip_key(ip)), self.settings.ip_per_minute, now)?;
         }
-        Ok(())
+        if !tracked {
+            return Ok(LoginAttempt { limiter: self, username: None });
+        }
+        accounts.entry(username.to_owned()).or_default().in_flight += 1;
+        Ok(LoginAttempt { limiter: self, username: Some(username.to_owned()) })
     }
 
-    /// Records a failed login for `username`.
-    pub fn record_failure(&self, username: &str) {
-        if username.len() > crate::password::policy::USERNAME_MAX {
-            // No account can have this name; keeping it would only let a client grow the map.
-            return;
-        }
-        let now = self.clock.now();
-        let max = self.settings.max_failures as usize;
-        let mut failures = lock(&self.failures);
-        let log = failures.entry(username.to_owned()).or_default();
-        log.push_back(now);
-        while log.len() > max {
-            log.pop_front();
+    /// Counts a registration from `ip` against its per-minute budget.
+    pub fn registration(&self, ip: Option<&str>) -> Result<(), Error> {
+        match ip {
+            Some(ip) => self.take(
+                format!("register:{}", ip_key(ip)),
+                self.settings.ip_per_minute,
+                self.clock.now(),
+            ),
+            None => Ok(()),
         }
     }
 
-    /// Clears the failure count of `username` after a successful login.
-    pub fn record_success(&self, username: &str) {
-        lock(&self.failures).remove(username);
+    /// Counts a refresh of family `sid` against its per-minute budget.
+    pub fn refresh(&self, sid: &str) -> Result<(), Error> {
+        self.take(format!("refresh:{sid}"), REFRESHES_PER_MINUTE, self.clock.now())
     }
 
     /// Forgets state that no longer affects any decision.
     pub fn sweep(&self) {
         let now = self.clock.now();
         let window = self.settings.failure_window;
-        lock(&self.failures)
-            .retain(|_, log| log.back().is_some_and(|last| last.plus(window) > now));
-        lock(&self.ip_tat).retain(|_, tat| *tat > now);
+        lock(&self.accounts).retain(|_, a| {
+            a.in_flight > 0 || a.failures.back().is_some_and(|last| last.plus(window) > now)
+        });
+        lock(&self.budgets).retain(|_, log| log.back().is_some_and(|last| last.plus(MINUTE) > now));
     }
 
-    fn username_locked(&self, username: &str, now: Timestamp) -> Option<Duration> {
-        let failures = lock(&self.failures);
-        let log = failures.get(username)?;
-        if log.len() < self.settings.max_failures as usize {
-            return None;
+    /// `Some(wait)` if the account may not try now.
+    fn account_locked(&self, account: Option<&mut Account>, now: Timestamp) -> Option<Duration> {
+        let account = account?;
+        let window = self.settings.failure_window;
+        while account.failures.front().is_some_and(|t| t.plus(window) <= now) {
+            account.failures.pop_front();
         }
-        let oldest = *log.front()?;
-        let unlock = oldest.plus(self.settings.failure_window);
-        (unlock > now).then(|| unlock.since(now))
+        let max = self.settings.max_failures as usize;
+        if account.failures.len() >= max {
+            let unlock = account.failures.front()?.plus(window);
+            return Some(unlock.since(now).max(Duration::from_secs(1)));
+        }
+        // Attempts still being checked may all turn out to be failures.
+        (account.failures.len() + account.in_flight as usize >= max)
+            .then_some(Duration::from_secs(1))
     }
 
-    fn take_ip_budget(&self, ip: &str, now: Timestamp) -> Result<(), Error> {
-        let per_minute = self.settings.ip_per_minute.max(1);
-        let interval = Duration::from_secs(60) / per_minute;
-        let burst = interval * (per_minute - 1);
-        let mut tats = lock(&self.ip_tat);
-        let tat = tats.get(ip).copied().unwrap_or(now).max(now);
-        let allowed_at = tat.minus(burst);
-        if allowed_at > now {
-            return Err(Error::RateLimited { retry_after: allowed_at.since(now) });
+    /// One more event for `key` if fewer than `limit` happened in the last minute.
+    fn take(&self, key: String, limit: u32, now: Timestamp) -> Result<(), Error> {
+        let mut budgets = lock(&self.budgets);
+        let log = budgets.entry(key).or_default();
+        while log.front().is_some_and(|t| t.plus(MINUTE) <= now) {
+            log.pop_front();
         }
-        tats.insert(ip.to_owned(), tat.plus(interval));
+        if log.len() >= limit.max(1) as usize {
+            let retry_after = log.front().map_or(MINUTE, |oldest| oldest.plus(MINUTE).since(now));
+            return Err(Error::RateLimited {
+                retry_after: retry_after.max(Duration::from_secs(1)),
+            });
+        }
+        log.push_back(now);
         Ok(())
     }
 }
@@ -139,92 +229,151 @@ mod tests {
         (LoginLimiter::new(LimitSettings::default(), clock.clone()), clock)
     }
 
-    fn retry_after(result: Result<(), Error>) -> Duration {
+    fn retry_after<T: std::fmt::Debug>(result: Result<T, Error>) -> Duration {
         match result {
             Err(Error::RateLimited { retry_after }) => retry_after,
             other => panic!("expected rate limiting, got {other:?}"),
         }
     }
 
+    fn fail(limiter: &LoginLimiter, username: &str) {
+        limiter.begin_login(username, None).unwrap().failed();
+    }
+
     #[test]
     fn five_failures_lock_the_username_for_the_window() {
         let (limiter, clock) = setup();
         for _ in 0..5 {
-            limiter.check("alice", None).unwrap();
-            limiter.record_failure("alice");
+            fail(&limiter, "alice");
             clock.advance(Duration::from_secs(60));
         }
         // The first failure was 5 minutes ago: 10 minutes of the window are left.
-        assert_eq!(retry_after(limiter.check("alice", None)), Duration::from_secs(600));
-        assert!(limiter.check("bob", None).is_ok(), "other usernames are unaffected");
+        assert_eq!(retry_after(limiter.begin_login("alice", None)), Duration::from_secs(600));
+        assert!(limiter.begin_login("bob", None).is_ok(), "other usernames are unaffected");
         clock.advance(Duration::from_secs(599));
-        assert!(limiter.check("alice", None).is_err());
+        assert!(limiter.begin_login("alice", None).is_err());
         clock.advance(Duration::from_secs(1));
-        assert!(limiter.check("alice", None).is_ok(), "unlocked once the window has passed");
+        assert!(limiter.begin_login("alice", None).is_ok(), "unlocked once the window has passed");
+    }
+
+    #[test]
+    fn concurrent_attempts_count_while_they_are_checked() {
+        let (limiter, _) = setup();
+        let in_flight: Vec<_> =
+            (0..5).map(|_| limiter.begin_login("alice", None).unwrap()).collect();
+        assert_eq!(retry_after(limiter.begin_login("alice", None)), Duration::from_secs(1));
+        for attempt in in_flight {
+            attempt.failed();
+        }
+        assert_eq!(retry_after(limiter.begin_login("alice", None)), Duration::from_secs(900));
+    }
+
+    #[test]
+    fn an_attempt_that_ends_in_an_error_counts_as_nothing() {
+        let (limiter, _) = setup();
+        for _ in 0..10 {
+            drop(limiter.begin_login("alice", None).unwrap());
+        }
+        assert!(limiter.begin_login("alice", None).is_ok());
     }
 
     #[test]
     fn failures_outside_the_window_do_not_count() {
         let (limiter, clock) = setup();
         for _ in 0..4 {
-            limiter.record_failure("alice");
+            fail(&limiter, "alice");
         }
         clock.advance(Duration::from_secs(15 * 60));
-        limiter.record_failure("alice");
-        assert!(limiter.check("alice", None).is_ok());
+        fail(&limiter, "alice");
+        assert!(limiter.begin_login("alice", None).is_ok());
     }
 
     #[test]
     fn success_clears_the_count() {
         let (limiter, _) = setup();
         for _ in 0..4 {
-            limiter.record_failure("alice");
+            fail(&limiter, "alice");
         }
-        limiter.record_success("alice");
-        limiter.record_failure("alice");
-        assert!(limiter.check("alice", None).is_ok());
+        limiter.begin_login("alice", None).unwrap().succeeded();
+        fail(&limiter, "alice");
+        assert!(limiter.begin_login("alice", None).is_ok());
     }
 
     #[test]
-    fn thirty_attempts_a_minute_per_ip() {
+    fn at_most_thirty_attempts_in_any_minute_per_ip() {
         let (limiter, clock) = setup();
         for i in 0..30 {
-            limiter.check(&format!("user{i}"), Some("192.0.2.1")).unwrap();
+            limiter.begin_login(&format!("user{i}"), Some("192.0.2.1")).unwrap().succeeded();
+            clock.advance(Duration::from_secs(1));
         }
-        let wait = retry_after(limiter.check("user30", Some("192.0.2.1")));
-        assert_eq!(wait, Duration::from_secs(2), "one attempt's worth of budget returns every 2 s");
-        assert!(limiter.check("user30", Some("192.0.2.2")).is_ok(), "other IPs are unaffected");
-        clock.advance(Duration::from_secs(2));
-        assert!(limiter.check("user30", Some("192.0.2.1")).is_ok());
-        assert!(limiter.check("user31", Some("192.0.2.1")).is_err());
-        clock.advance(Duration::from_secs(60));
-        for i in 0..30 {
-            limiter.check(&format!("again{i}"), Some("192.0.2.1")).unwrap();
+        // The oldest attempt is 30 s old: 30 s to wait.
+        assert_eq!(
+            retry_after(limiter.begin_login("x", Some("192.0.2.1"))),
+            Duration::from_secs(30)
+        );
+        assert!(limiter.begin_login("x", Some("192.0.2.2")).is_ok(), "other IPs are unaffected");
+        clock.advance(Duration::from_secs(30));
+        assert!(limiter.begin_login("x", Some("192.0.2.1")).is_ok(), "one slot freed");
+        assert!(limiter.begin_login("y", Some("192.0.2.1")).is_err(), "only one");
+        // Over any 60-second span, never more than 30.
+        let (limiter, clock) = setup();
+        let mut admitted = 0;
+        for _ in 0..600 {
+            if limiter.begin_login("z", Some("192.0.2.9")).map(LoginAttempt::succeeded).is_ok() {
+                admitted += 1;
+            }
+            clock.advance(Duration::from_millis(100));
         }
+        assert_eq!(admitted, 30, "60 s of attempts every 100 ms");
     }
 
     #[test]
     fn ipv6_clients_share_the_budget_of_their_64() {
         let (limiter, _) = setup();
         for i in 0..30 {
-            limiter.check("x", Some(&format!("2001:db8:1:2::{i:x}"))).unwrap();
+            limiter.begin_login("x", Some(&format!("2001:db8:1:2::{i:x}"))).unwrap().succeeded();
         }
-        assert!(limiter.check("x", Some("2001:db8:1:2:ffff::1")).is_err(), "same /64");
-        assert!(limiter.check("x", Some("2001:db8:1:3::1")).is_ok(), "another /64");
+        assert!(limiter.begin_login("x", Some("2001:db8:1:2:ffff::1")).is_err(), "same /64");
+        assert!(limiter.begin_login("x", Some("2001:db8:1:3::1")).is_ok(), "another /64");
         assert_eq!(ip_key("::ffff:192.0.2.7"), "192.0.2.7");
         assert_eq!(ip_key("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
     }
 
     #[test]
+    fn registrations_and_refreshes_have_budgets_of_their_own() {
+        let (limiter, _) = setup();
+        for _ in 0..30 {
+            limiter.registration(Some("192.0.2.1")).unwrap();
+        }
+        assert!(limiter.registration(Some("192.0.2.1")).is_err());
+        assert!(limiter.begin_login("x", Some("192.0.2.1")).is_ok(), "logins are counted apart");
+        for _ in 0..REFRESHES_PER_MINUTE {
+            limiter.refresh("family-1").unwrap();
+        }
+        assert!(limiter.refresh("family-1").is_err());
+        assert!(limiter.refresh("family-2").is_ok());
+    }
+
+    #[test]
     fn sweep_forgets_stale_state_only() {
         let (limiter, clock) = setup();
-        limiter.record_failure("old");
-        limiter.check("x", Some("192.0.2.1")).unwrap();
+        fail(&limiter, "old");
+        limiter.begin_login("x", Some("192.0.2.1")).unwrap().succeeded();
         clock.advance(Duration::from_secs(15 * 60));
-        limiter.record_failure("new");
+        fail(&limiter, "new");
         limiter.sweep();
-        assert!(!lock(&limiter.failures).contains_key("old"));
-        assert!(lock(&limiter.failures).contains_key("new"));
-        assert!(lock(&limiter.ip_tat).is_empty());
+        assert!(!lock(&limiter.accounts).contains_key("old"));
+        assert!(lock(&limiter.accounts).contains_key("new"));
+        assert!(lock(&limiter.budgets).is_empty());
+    }
+
+    #[test]
+    fn impossible_usernames_are_not_tracked() {
+        let (limiter, _) = setup();
+        let long = "x".repeat(65);
+        for _ in 0..10 {
+            fail(&limiter, &long);
+        }
+        assert!(lock(&limiter.accounts).is_empty());
     }
 }

@@ -290,17 +290,20 @@ const PASSWORD: &str = "correct horse battery";
 #[tokio::test]
 async fn registration_normalises_and_refuses_duplicates() {
     let h = harness(|_| {}).await;
-    let user = h.auth.register("Alice", &pw(PASSWORD)).await.unwrap();
+    let user = h.auth.register("Alice", &pw(PASSWORD), None).await.unwrap();
     assert_eq!(user.username, "alice");
     assert!(user.password_hash.starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
-    assert!(matches!(h.auth.register("ALICE", &pw(PASSWORD)).await, Err(Error::UsernameTaken)));
     assert!(matches!(
-        h.auth.register("bob", &pw("bob")).await,
+        h.auth.register("ALICE", &pw(PASSWORD), None).await,
+        Err(Error::UsernameTaken)
+    ));
+    assert!(matches!(
+        h.auth.register("bob", &pw("bob"), None).await,
         Err(Error::Validation { field: "password", .. })
     ));
     let closed = harness(|s| s.registration_open = false).await;
     assert!(matches!(
-        closed.auth.register("carol", &pw(PASSWORD)).await,
+        closed.auth.register("carol", &pw(PASSWORD), None).await,
         Err(Error::RegistrationClosed)
     ));
     assert!(
@@ -312,7 +315,7 @@ async fn registration_normalises_and_refuses_duplicates() {
 #[tokio::test]
 async fn logins_are_throttled_per_username_and_unlock_after_the_window() {
     let h = harness(|_| {}).await;
-    h.auth.register("alice", &pw(PASSWORD)).await.unwrap();
+    h.auth.register("alice", &pw(PASSWORD), None).await.unwrap();
     for _ in 0..5 {
         let r = h.auth.login(AuthMethod::Session, "alice", &pw("wrong password"), None).await;
         assert!(matches!(r, Err(Error::InvalidCredentials)));
@@ -331,6 +334,59 @@ async fn logins_are_throttled_per_username_and_unlock_after_the_window() {
 }
 
 #[tokio::test]
+async fn concurrent_guesses_get_no_more_tries_than_sequential_ones() {
+    let h = harness(|_| {}).await;
+    h.auth.register("alice", &pw(PASSWORD), None).await.unwrap();
+    let mut guesses = Vec::new();
+    for i in 0..12 {
+        let auth = h.auth.clone();
+        guesses.push(tokio::spawn(async move {
+            auth.login(AuthMethod::Token, "alice", &pw(&format!("guess number {i}")), None).await
+        }));
+    }
+    let mut checked = 0;
+    for guess in guesses {
+        match guess.await.unwrap() {
+            Err(Error::InvalidCredentials) => checked += 1,
+            Err(Error::RateLimited { .. }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(checked <= 5, "{checked} passwords were checked");
+    assert!(matches!(
+        h.auth.login(AuthMethod::Token, "alice", &pw(PASSWORD), None).await,
+        Err(Error::RateLimited { .. })
+    ));
+}
+
+#[tokio::test]
+async fn revocation_fails_closed_when_the_store_cannot_write() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let store = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let mut settings = Settings::new();
+    settings.password.params = Argon2Params { memory_kib: 64, iterations: 1, parallelism: 1 };
+    let auth = Authenticator::builder(settings, Stores::single(store)).build().await.unwrap();
+    let user = auth.register("alice", &pw(PASSWORD), None).await.unwrap();
+    let first = auth.issue_tokens(&user, ClientInfo::default()).await.unwrap();
+    let second = auth.refresh(&first.refresh.token).await.unwrap();
+    auth.refresh(&second.refresh.token).await.unwrap();
+
+    // Another connection holds the write lock: every write of the server times out.
+    let mut blocker =
+        sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+    sqlx::raw_sql("BEGIN EXCLUSIVE").execute(&mut blocker).await.unwrap();
+    let reuse = auth.refresh(&first.refresh.token).await;
+    assert!(matches!(reuse, Err(Error::Store(_))), "{reuse:?}");
+    assert!(
+        matches!(auth.authenticate_token(&second.access.token), Err(Error::TokenInvalid(_))),
+        "theft was detected: the family's access tokens are refused although the store failed"
+    );
+    sqlx::raw_sql("ROLLBACK").execute(&mut blocker).await.unwrap();
+}
+
+#[tokio::test]
 async fn changed_argon2_parameters_rehash_on_login() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(&dir.path().join("t.db")).await.unwrap());
@@ -339,7 +395,7 @@ async fn changed_argon2_parameters_rehash_on_login() {
         settings.password.params = Argon2Params { memory_kib: m, iterations: 1, parallelism: 1 };
         Authenticator::builder(settings, Stores::single(store.clone())).build()
     };
-    build(64).await.unwrap().register("alice", &pw(PASSWORD)).await.unwrap();
+    build(64).await.unwrap().register("alice", &pw(PASSWORD), None).await.unwrap();
     let stronger = build(128).await.unwrap();
     let user = stronger.login(AuthMethod::Session, "alice", &pw(PASSWORD), None).await.unwrap();
     assert!(user.password_hash.contains("m=128,"));
@@ -351,7 +407,7 @@ async fn changed_argon2_parameters_rehash_on_login() {
 #[tokio::test]
 async fn token_reuse_revokes_the_family_and_its_access_tokens_at_once() {
     let h = harness(|_| {}).await;
-    let user = h.auth.register("alice", &pw(PASSWORD)).await.unwrap();
+    let user = h.auth.register("alice", &pw(PASSWORD), None).await.unwrap();
     let first = h.auth.issue_tokens(&user, ClientInfo::default()).await.unwrap();
     let other = h.auth.issue_tokens(&user, ClientInfo::default()).await.unwrap();
     let second = h.auth.refresh(&first.refresh.token).await.unwrap();
@@ -389,7 +445,7 @@ async fn revocations_survive_a_restart_until_the_tokens_expire() {
     };
     let store = Arc::new(SqliteStore::open(&path).await.unwrap());
     let auth = build(store.clone()).await.unwrap();
-    let user = auth.register("alice", &pw(PASSWORD)).await.unwrap();
+    let user = auth.register("alice", &pw(PASSWORD), None).await.unwrap();
     let grant = auth.issue_tokens(&user, ClientInfo::default()).await.unwrap();
     auth.revoke_token(&SecretString::from(grant.access.token.clone())).await.unwrap();
     store.close().await;
@@ -406,7 +462,7 @@ async fn revocations_survive_a_restart_until_the_tokens_expire() {
 #[tokio::test]
 async fn secrets_never_show_in_debug_output() {
     let h = harness(|_| {}).await;
-    let user = h.auth.register("alice", &pw(PASSWORD)).await.unwrap();
+    let user = h.auth.register("alice", &pw(PASSWORD), None).await.unwrap();
     let session = h.auth.start_session(&user, ClientInfo::default()).await.unwrap();
     let grant = h.auth.issue_tokens(&user, ClientInfo::default()).await.unwrap();
     let printed = format!("{user:?} {session:?} {grant:?} {:?}", h.auth);
@@ -425,7 +481,7 @@ async fn secrets_never_show_in_debug_output() {
 #[tokio::test]
 async fn password_change_ends_every_other_login() {
     let h = harness(|_| {}).await;
-    let user = h.auth.register("alice", &pw(PASSWORD)).await.unwrap();
+    let user = h.auth.register("alice", &pw(PASSWORD), None).await.unwrap();
     let here = h.auth.start_session(&user, ClientInfo::default()).await.unwrap();
     let elsewhere = h.auth.start_session(&user, ClientInfo::default()).await.unwrap();
     let tokens = h.auth.issue_tokens(&user, ClientInfo::default()).await.unwrap();
@@ -452,7 +508,7 @@ async fn password_change_ends_every_other_login() {
 #[tokio::test]
 async fn sessions_renew_on_use_and_renewals_reach_the_store() {
     let h = harness(|_| {}).await;
-    let user = h.auth.register("alice", &pw(PASSWORD)).await.unwrap();
+    let user = h.auth.register("alice", &pw(PASSWORD), None).await.unwrap();
     let new = h.auth.start_session(&user, ClientInfo::default()).await.unwrap();
     for _ in 0..4 {
         h.clock.advance(Duration::from_secs(25 * 60));
@@ -473,8 +529,8 @@ async fn sessions_renew_on_use_and_renewals_reach_the_store() {
 #[tokio::test]
 async fn listing_shows_both_kinds_and_ending_one_is_limited_to_the_owner() {
     let h = harness(|_| {}).await;
-    let alice = h.auth.register("alice", &pw(PASSWORD)).await.unwrap();
-    let bob = h.auth.register("bob", &pw(PASSWORD)).await.unwrap();
+    let alice = h.auth.register("alice", &pw(PASSWORD), None).await.unwrap();
+    let bob = h.auth.register("bob", &pw(PASSWORD), None).await.unwrap();
     let session = h.auth.start_session(&alice, ClientInfo::default()).await.unwrap();
     h.clock.advance(Duration::from_secs(1));
     let tokens = h.auth.issue_tokens(&alice, ClientInfo::default()).await.unwrap();

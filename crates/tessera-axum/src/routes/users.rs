@@ -27,9 +27,10 @@ pub(super) struct UserBody {
 
 pub(super) async fn register(
     State(state): State<TesseraState>,
+    Client(client): Client,
     ApiJson(body): ApiJson<NewUser>,
 ) -> Result<(StatusCode, Json<UserBody>), ApiError> {
-    let user = state.auth.register(&body.username, &body.password).await?;
+    let user = state.auth.register(&body.username, &body.password, client.ip.as_deref()).await?;
     let body = UserBody { id: user.id, username: user.username, created_at: user.created_at };
     Ok((StatusCode::CREATED, Json(body)))
 }
