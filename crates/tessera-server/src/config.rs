@@ -158,6 +158,8 @@ pub struct RawLimits {
     pub failure_window: Option<HumanDuration>,
     /// Default 30.
     pub ip_per_minute: Option<u32>,
+    /// Registrations per source IP per minute. Default 60.
+    pub registrations_per_minute: Option<u32>,
 }
 
 /// The `[registration]` section.
@@ -420,6 +422,8 @@ impl Config {
         l.max_failures = raw.limits.max_failures.unwrap_or(l.max_failures);
         l.failure_window = d(raw.limits.failure_window, l.failure_window);
         l.ip_per_minute = raw.limits.ip_per_minute.unwrap_or(l.ip_per_minute);
+        l.registrations_per_minute =
+            raw.limits.registrations_per_minute.unwrap_or(l.registrations_per_minute);
         engine.registration_open = raw.registration.open.unwrap_or(true);
         let defaults = Argon2Params::default();
         engine.password.params = Argon2Params {

@@ -53,6 +53,7 @@ pub fn describe_config(c: &Config) -> String {
         ("limits.max_failures", e.limits.max_failures.to_string()),
         ("limits.failure_window", d(e.limits.failure_window)),
         ("limits.ip_per_minute", e.limits.ip_per_minute.to_string()),
+        ("limits.registrations_per_minute", e.limits.registrations_per_minute.to_string()),
         ("registration.open", e.registration_open.to_string()),
         ("store.users", format!("{:?}", c.users_store).to_lowercase()),
         ("store.sessions", format!("{:?}", c.sessions_store).to_lowercase()),

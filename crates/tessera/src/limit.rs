@@ -6,7 +6,7 @@
 //!   no more tries than a sequence would. A successful login clears the count.
 //! - **logins per source IP**: at most `ip_per_minute` attempts in any 60 seconds, successful
 //!   or not. IPv6 clients are counted by their /64.
-//! - **registrations per source IP**: the same budget, counted separately (each one costs an
+//! - **registrations per source IP**: at most `registrations_per_minute` (each one costs an
 //!   argon2 hash).
 //! - **refreshes per token login**: at most [`REFRESHES_PER_MINUTE`] per refresh family, far
 //!   above what an honest client needs (one per access-token lifetime).
@@ -141,7 +141,7 @@ impl LoginLimiter {
         match ip {
             Some(ip) => self.take(
                 format!("register:{}", ip_key(ip)),
-                self.settings.ip_per_minute,
+                self.settings.registrations_per_minute,
                 self.clock.now(),
             ),
             None => Ok(()),
@@ -342,7 +342,7 @@ mod tests {
     #[test]
     fn registrations_and_refreshes_have_budgets_of_their_own() {
         let (limiter, _) = setup();
-        for _ in 0..30 {
+        for _ in 0..60 {
             limiter.registration(Some("192.0.2.1")).unwrap();
         }
         assert!(limiter.registration(Some("192.0.2.1")).is_err());

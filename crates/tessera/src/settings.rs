@@ -80,6 +80,8 @@ pub struct LimitSettings {
     pub failure_window: Duration,
     /// Login attempts one source IP may make per minute (default 30).
     pub ip_per_minute: u32,
+    /// Registrations one source IP may make per minute (default 60).
+    pub registrations_per_minute: u32,
 }
 
 impl Default for LimitSettings {
@@ -88,6 +90,7 @@ impl Default for LimitSettings {
             max_failures: 5,
             failure_window: Duration::from_secs(15 * 60),
             ip_per_minute: 30,
+            registrations_per_minute: 60,
         }
     }
 }
@@ -148,6 +151,9 @@ impl Settings {
         }
         if self.limits.ip_per_minute == 0 {
             return Err(("limits.ip_per_minute", "must be at least 1".into()));
+        }
+        if self.limits.registrations_per_minute == 0 {
+            return Err(("limits.registrations_per_minute", "must be at least 1".into()));
         }
         if self.password.workers == 0 || self.password.workers > 256 {
             return Err(("password.workers", "must be between 1 and 256".into()));

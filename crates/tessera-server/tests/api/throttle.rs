@@ -132,3 +132,13 @@ async fn x_forwarded_for_does_not_evade_the_per_ip_limit() {
     assert_eq!(attempt("203.0.113.2").await.unwrap().status(), 200);
     assert_rate_limited(attempt("203.0.113.3").await.unwrap(), 60).await;
 }
+
+#[tokio::test]
+async fn registrations_have_a_per_ip_budget_of_their_own() {
+    let app = spawn_app_with(|c| c.limits.registrations_per_minute = Some(2)).await;
+    app.user("alice").await;
+    app.user("bob").await;
+    assert_rate_limited(app.try_register("carol", PASSWORD).await, 60).await;
+    // Logins are counted apart.
+    app.session_login("alice", PASSWORD).await;
+}
