@@ -4,8 +4,14 @@
 //! number of entries. When a shard is full, entries the caller calls stale are dropped first,
 //! and if that frees nothing the shard is cleared: a cache miss costs one store read or one
 //! signature check, so a crude eviction is cheaper than bookkeeping on every hit.
+//!
+//! Every removal bumps a generation counter. A caller that reads the backing store on a miss
+//! notes the generation first and fills the cache with
+//! [`insert_if_unchanged`](ShardedCache::insert_if_unchanged): if anything was removed in
+//! between (a logout racing the read), the possibly stale value is not cached.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 const SHARDS: usize = 16;
@@ -14,6 +20,8 @@ const SHARDS: usize = 16;
 pub struct ShardedCache<V> {
     shards: [Mutex<HashMap<[u8; 32], V>>; SHARDS],
     shard_capacity: usize,
+    /// Bumped by every removal (under the shard lock for single removals).
+    generation: AtomicU64,
 }
 
 impl<V> std::fmt::Debug for ShardedCache<V> {
@@ -31,6 +39,7 @@ impl<V: Clone> ShardedCache<V> {
         ShardedCache {
             shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
             shard_capacity: (capacity / SHARDS).max(1),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -43,12 +52,41 @@ impl<V: Clone> ShardedCache<V> {
         self.shard(key).get(key).cloned()
     }
 
+    /// The current generation: note it before reading the backing store.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
     /// Inserts `value`; if the shard is full, first drops entries for which `stale` is true.
     pub fn insert(&self, key: [u8; 32], value: V, stale: impl Fn(&V) -> bool) {
         let mut shard = self.shard(&key);
-        if shard.len() >= self.shard_capacity && !shard.contains_key(&key) {
+        Self::insert_into(&mut shard, self.shard_capacity, key, value, stale);
+    }
+
+    /// Inserts `value` unless something was removed since `generation` was read.
+    pub fn insert_if_unchanged(
+        &self,
+        key: [u8; 32],
+        value: V,
+        generation: u64,
+        stale: impl Fn(&V) -> bool,
+    ) {
+        let mut shard = self.shard(&key);
+        if self.generation() == generation {
+            Self::insert_into(&mut shard, self.shard_capacity, key, value, stale);
+        }
+    }
+
+    fn insert_into(
+        shard: &mut HashMap<[u8; 32], V>,
+        capacity: usize,
+        key: [u8; 32],
+        value: V,
+        stale: impl Fn(&V) -> bool,
+    ) {
+        if shard.len() >= capacity && !shard.contains_key(&key) {
             shard.retain(|_, v| !stale(v));
-            if shard.len() >= self.shard_capacity {
+            if shard.len() >= capacity {
                 shard.clear();
             }
         }
@@ -64,11 +102,14 @@ impl<V: Clone> ShardedCache<V> {
 
     /// Removes `key`.
     pub fn remove(&self, key: &[u8; 32]) {
-        self.shard(key).remove(key);
+        let mut shard = self.shard(key);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        shard.remove(key);
     }
 
     /// Removes every entry for which `doomed` is true.
     pub fn remove_where(&self, doomed: impl Fn(&V) -> bool) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         for shard in &self.shards {
             shard.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, v| !doomed(v));
         }
@@ -106,6 +147,17 @@ mod tests {
         cache.insert(key(3), 3, |_| false);
         cache.remove_where(|v| *v == 2);
         assert_eq!((cache.get(&key(2)), cache.get(&key(3))), (None, Some(3)));
+    }
+
+    #[test]
+    fn a_fill_that_raced_a_removal_is_dropped() {
+        let cache = ShardedCache::new(1024);
+        let before = cache.generation();
+        cache.remove(&key(9)); // a logout while the filler was reading the store
+        cache.insert_if_unchanged(key(1), 1u32, before, |_| false);
+        assert_eq!(cache.get(&key(1)), None);
+        cache.insert_if_unchanged(key(1), 1u32, cache.generation(), |_| false);
+        assert_eq!(cache.get(&key(1)), Some(1));
     }
 
     #[test]

@@ -212,6 +212,70 @@ async fn cached_sessions_meet_the_contract_and_never_outlive_a_delete() {
     }
 }
 
+/// Session reads that return what the store held a moment ago, to widen the window between
+/// a read and the cache fill.
+#[derive(Debug, Default)]
+struct SlowReads(MemoryStore);
+
+#[async_trait::async_trait]
+impl SessionStore for SlowReads {
+    async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
+        self.0.insert_session(s).await
+    }
+    async fn find_session(&self, h: &[u8; 32]) -> Result<Option<SessionRecord>, StoreError> {
+        let found = self.0.find_session(h).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        found
+    }
+    async fn touch_sessions(&self, t: &[([u8; 32], Timestamp)]) -> Result<(), StoreError> {
+        self.0.touch_sessions(t).await
+    }
+    async fn delete_session(&self, h: &[u8; 32]) -> Result<Option<SessionRecord>, StoreError> {
+        self.0.delete_session(h).await
+    }
+    async fn delete_user_session(
+        &self,
+        u: &str,
+        s: &str,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        self.0.delete_user_session(u, s).await
+    }
+    async fn list_user_sessions(&self, u: &str) -> Result<Vec<SessionRecord>, StoreError> {
+        self.0.list_user_sessions(u).await
+    }
+    async fn delete_user_sessions(
+        &self,
+        u: &str,
+        k: Option<&str>,
+    ) -> Result<Vec<[u8; 32]>, StoreError> {
+        self.0.delete_user_sessions(u, k).await
+    }
+    async fn delete_expired_sessions(&self, n: Timestamp, c: Timestamp) -> Result<u64, StoreError> {
+        self.0.delete_expired_sessions(n, c).await
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        SessionStore::ping(&self.0).await
+    }
+}
+
+#[tokio::test]
+async fn a_logout_racing_a_cache_fill_is_not_undone() {
+    let slow = Arc::new(SlowReads::default());
+    slow.insert_session(&session(1, "u1", 0)).await.unwrap(); // in the store, not the cache
+    let cached = Arc::new(CachedSessionStore::new(slow, 1024));
+    let reader = {
+        let cached = cached.clone();
+        tokio::spawn(async move { cached.find_session(&digest(1)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(cached.delete_user_session("u1", "s1").await.unwrap().is_some(), "logout");
+    assert!(reader.await.unwrap().unwrap().is_some(), "the read began before the logout");
+    assert!(
+        cached.find_session(&digest(1)).await.unwrap().is_none(),
+        "the ended session must not come back from the cache"
+    );
+}
+
 #[tokio::test]
 async fn sqlite_keeps_data_across_reopen_and_refuses_a_newer_schema() {
     let dir = tempfile::tempdir().unwrap();

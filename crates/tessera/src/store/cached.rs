@@ -28,20 +28,13 @@ impl CachedSessionStore {
     pub fn new(inner: Arc<dyn SessionStore>, capacity: usize) -> Self {
         CachedSessionStore { inner, cache: ShardedCache::new(capacity) }
     }
-
-    fn remember(&self, session: SessionRecord) {
-        // When full, sessions that have passed their absolute deadline go first.
-        let now = crate::clock::SystemClock;
-        let now = crate::clock::Clock::now(&now);
-        self.cache.insert(session.token_hash, Arc::new(session), |s| s.expires_at <= now);
-    }
 }
 
 #[async_trait]
 impl SessionStore for CachedSessionStore {
     async fn insert_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
         self.inner.insert_session(session).await?;
-        self.remember(session.clone());
+        self.cache.insert(session.token_hash, Arc::new(session.clone()), |_| false);
         Ok(())
     }
 
@@ -49,9 +42,12 @@ impl SessionStore for CachedSessionStore {
         if let Some(session) = self.cache.get(token_hash) {
             return Ok(Some(SessionRecord::clone(&session)));
         }
+        // A delete racing this read must not leave the deleted session cached.
+        let generation = self.cache.generation();
         let found = self.inner.find_session(token_hash).await?;
         if let Some(session) = &found {
-            self.remember(session.clone());
+            let cached = Arc::new(session.clone());
+            self.cache.insert_if_unchanged(*token_hash, cached, generation, |_| false);
         }
         Ok(found)
     }
@@ -72,7 +68,6 @@ impl SessionStore for CachedSessionStore {
         &self,
         token_hash: &Digest,
     ) -> Result<Option<SessionRecord>, StoreError> {
-        self.cache.remove(token_hash);
         let deleted = self.inner.delete_session(token_hash).await;
         self.cache.remove(token_hash);
         deleted
