@@ -189,6 +189,10 @@ pub fn check_csrf_token(
 #[derive(Debug, Clone, Default)]
 pub struct Client(pub ClientInfo);
 
+/// Set once the missing-`ConnectInfo` warning has been logged.
+static MISSING_PEER_WARNED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
 /// The longest user agent kept with a session.
 const USER_AGENT_MAX: usize = 256;
 
@@ -201,16 +205,24 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = TesseraState::from_ref(state);
+        // The proxy appends the address it saw: the last entry of the last header line. Anything
+        // before it came from the client and proves nothing.
         let forwarded = state
             .http
             .trust_proxy_headers
-            .then(|| parts.headers.get("x-forwarded-for"))
+            .then(|| parts.headers.get_all("x-forwarded-for").iter().next_back())
             .flatten()
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.rsplit(',').next())
             .map(|ip| ip.trim().to_owned())
             .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok());
         let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+        if peer.is_none() && !MISSING_PEER_WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!(
+                "no peer address on requests: per-IP login throttling is off. Serve the router \
+                 with `into_make_service_with_connect_info::<SocketAddr>()`"
+            );
+        }
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)

@@ -25,6 +25,8 @@
 //!     .with_state(state.clone())
 //!     .merge(api_router(state));
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! // The peer address is what per-IP login throttling counts by.
+//! let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
 //! axum::serve(listener, app).await?;
 //! # Ok(())
 //! # }

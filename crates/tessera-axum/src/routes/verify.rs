@@ -5,10 +5,10 @@
 //! carries a valid session cookie or token; 401 otherwise, or a redirect to the login page for a
 //! browser (`Accept: text/html`) when `?rd=` names an allowed place to come back to.
 //!
-//! CSRF: when the original request (its method from `X-Forwarded-Method` or
-//! `X-Original-Method`) is unsafe and authenticated by a cookie, its `Origin`, if present, must
-//! be an allowed origin or the origin the proxy forwarded (`X-Forwarded-Proto` +
-//! `X-Forwarded-Host`, else `Host`). Together with `SameSite` cookies this keeps other sites
+//! CSRF: when the original request is authenticated by a cookie and is unsafe (its method from
+//! `X-Forwarded-Method` or `X-Original-Method`; without either header every request counts),
+//! its `Origin`, if present, must be an allowed origin or the origin the proxy forwarded
+//! (`X-Forwarded-Proto` + `X-Forwarded-Host`, else `Host`). Together with `SameSite` cookies this keeps other sites
 //! from riding the user's cookie into the protected application.
 
 use axum::Json;
@@ -31,7 +31,6 @@ struct VerifiedBody {
 
 pub(super) async fn verify(
     State(state): State<TesseraState>,
-    method: Method,
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
@@ -40,7 +39,7 @@ pub(super) async fn verify(
         Ok(None) => return refuse(&state, &uri, &headers, tessera::Error::Unauthorized.into()),
         Err(e) => return refuse(&state, &uri, &headers, e),
     };
-    if let Err(e) = check_forwarded_origin(&state, &method, &headers, &user) {
+    if let Err(e) = check_forwarded_origin(&state, &headers, &user) {
         return e.into_response();
     }
     let p = user.principal;
@@ -71,15 +70,18 @@ fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 
 fn check_forwarded_origin(
     state: &TesseraState,
-    method: &Method,
     headers: &HeaderMap,
     user: &AuthUser,
 ) -> Result<(), ApiError> {
+    if !user.source.is_cookie() {
+        return Ok(());
+    }
     let original = header_str(headers, "x-forwarded-method")
         .or_else(|| header_str(headers, "x-original-method"))
-        .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
-        .unwrap_or_else(|| method.clone());
-    if !is_unsafe(&original) || !user.source.is_cookie() {
+        .and_then(|m| Method::from_bytes(m.as_bytes()).ok());
+    // Without the original method (nginx sends its auth subrequests as GET unless told
+    // otherwise), any request carrying an Origin is checked.
+    if original.is_some_and(|m| !is_unsafe(&m)) {
         return Ok(());
     }
     let Some(origin) = header_str(headers, header::ORIGIN.as_str()) else { return Ok(()) };

@@ -142,3 +142,34 @@ async fn registrations_have_a_per_ip_budget_of_their_own() {
     // Logins are counted apart.
     app.session_login("alice", PASSWORD).await;
 }
+
+#[tokio::test]
+async fn behind_a_proxy_only_the_address_the_proxy_saw_counts() {
+    let app = spawn_app_with(|c| {
+        c.limits.ip_per_minute = Some(2);
+        c.server.trust_proxy_headers = Some(true);
+    })
+    .await;
+    app.user("alice").await;
+    // The client forges a first X-Forwarded-For line; the proxy appends its own line.
+    for forged in ["198.51.100.1", "198.51.100.2"] {
+        let response = app
+            .post("/v1/token")
+            .header("x-forwarded-for", forged)
+            .header("x-forwarded-for", "203.0.113.9")
+            .json(&serde_json::json!({"username": "alice", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let third = app
+        .post("/v1/token")
+        .header("x-forwarded-for", "198.51.100.3")
+        .header("x-forwarded-for", "203.0.113.9")
+        .json(&serde_json::json!({"username": "alice", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_rate_limited(third, 60).await;
+}

@@ -97,3 +97,41 @@ async fn no_open_redirect_to_foreign_sites() {
         assert_problem(response, 401, "unauthorized").await;
     }
 }
+
+#[tokio::test]
+async fn verify_applies_the_origin_rule_to_cookie_requests_from_other_sites() {
+    let app = spawn_app().await;
+    app.user("alice").await;
+    let session = app.session_login("alice", PASSWORD).await;
+    let tokens = app.token_login("alice", PASSWORD).await;
+    let verify = |method: Option<&str>, origin: &str, cookie: bool| {
+        let mut request = app.get("/v1/verify").header("origin", origin);
+        request = if cookie {
+            request.header("cookie", &session.cookie)
+        } else {
+            request.bearer_auth(&tokens.access)
+        };
+        if let Some(method) = method {
+            request = request.header("x-forwarded-method", method);
+        }
+        request.send()
+    };
+    let status = |r: reqwest::Result<reqwest::Response>| r.unwrap().status().as_u16();
+    // nginx sends auth subrequests as GET: without the original method, a foreign Origin on a
+    // cookie request is refused.
+    assert_eq!(status(verify(None, EVIL_ORIGIN, true).await), 403);
+    assert_eq!(status(verify(Some("POST"), EVIL_ORIGIN, true).await), 403);
+    assert_eq!(status(verify(Some("GET"), EVIL_ORIGIN, true).await), 200, "a safe original method");
+    assert_eq!(status(verify(Some("POST"), EVIL_ORIGIN, false).await), 200, "bearer: no CSRF");
+    // The forwarded host's own origin is fine.
+    let own = app
+        .get("/v1/verify")
+        .header("cookie", &session.cookie)
+        .header("x-forwarded-method", "POST")
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "app.example")
+        .header("origin", "https://app.example")
+        .send()
+        .await;
+    assert_eq!(status(own), 200);
+}
