@@ -105,6 +105,8 @@ impl Application {
             options: ServeOptions {
                 header_timeout: config.header_timeout,
                 shutdown_timeout: config.shutdown_timeout,
+                idle_timeout: config.idle_timeout,
+                max_connections: config.max_connections,
             },
             request_timeout: config.request_timeout,
             sqlite,

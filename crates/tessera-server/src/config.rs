@@ -94,6 +94,11 @@ pub struct RawServer {
     pub header_timeout: Option<HumanDuration>,
     /// Longest to wait for in-flight requests at shutdown. Default `30s`.
     pub shutdown_timeout: Option<HumanDuration>,
+    /// Close connections without traffic for this long. Default `60s`; more than
+    /// `request_timeout`.
+    pub idle_timeout: Option<HumanDuration>,
+    /// Most connections open at once. Default 10000.
+    pub max_connections: Option<usize>,
     /// PEM certificate chain: serve HTTPS. Default none (plain HTTP, e.g. behind a proxy).
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for `tls_cert`.
@@ -282,6 +287,10 @@ pub struct Config {
     pub header_timeout: Duration,
     /// Graceful shutdown limit.
     pub shutdown_timeout: Duration,
+    /// Idle connection limit.
+    pub idle_timeout: Duration,
+    /// Most connections open at once.
+    pub max_connections: usize,
     /// TLS certificate chain and key files.
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Token signing algorithm.
@@ -456,6 +465,15 @@ impl Config {
                 }
                 Ok(value)
             };
+        let request_timeout = timeout("server.request_timeout", raw.server.request_timeout, 30)?;
+        let idle_timeout = timeout("server.idle_timeout", raw.server.idle_timeout, 60)?;
+        if idle_timeout <= request_timeout {
+            bail!("server.idle_timeout: must be longer than server.request_timeout");
+        }
+        let max_connections = raw.server.max_connections.unwrap_or(10_000);
+        if max_connections == 0 {
+            bail!("server.max_connections: must be at least 1");
+        }
         Ok(Config {
             listen,
             data_dir: raw.server.data_dir.unwrap_or_else(|| PathBuf::from("tessera-data")),
@@ -464,7 +482,9 @@ impl Config {
             allowed_origins,
             cookie_secure: raw.cookie.secure.unwrap_or(true),
             trust_proxy_headers: raw.server.trust_proxy_headers.unwrap_or(false),
-            request_timeout: timeout("server.request_timeout", raw.server.request_timeout, 30)?,
+            request_timeout,
+            idle_timeout,
+            max_connections,
             header_timeout: timeout("server.header_timeout", raw.server.header_timeout, 10)?,
             shutdown_timeout: timeout("server.shutdown_timeout", raw.server.shutdown_timeout, 30)?,
             tls,

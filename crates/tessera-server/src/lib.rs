@@ -8,6 +8,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod http_metrics;
+pub mod idle;
 pub mod ops;
 pub mod serve;
 pub mod telemetry;

@@ -1,9 +1,11 @@
-//! The accept loop: HTTP/1.1 and HTTP/2 over hyper (optionally inside TLS) with handshake and
-//! header-read timeouts and bounded header sizes, the peer address handed to handlers, and
-//! graceful shutdown (stop accepting, let in-flight requests finish, up to a limit).
+//! The accept loop: HTTP/1.1 and HTTP/2 over hyper (optionally inside TLS) with handshake,
+//! header-read and idle timeouts, bounded header sizes and a cap on open connections, the peer
+//! address handed to handlers, and graceful shutdown (stop accepting, let in-flight requests
+//! finish, up to a limit).
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -14,8 +16,11 @@ use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
+
+use crate::idle::IdleTimeout;
 
 /// Connection-level limits.
 #[derive(Debug, Clone, Copy)]
@@ -24,6 +29,11 @@ pub struct ServeOptions {
     pub header_timeout: Duration,
     /// Longest to wait for in-flight requests after the shutdown signal.
     pub shutdown_timeout: Duration,
+    /// A connection with no traffic for this long is closed (more than the request timeout,
+    /// so a slow request is never cut by it).
+    pub idle_timeout: Duration,
+    /// Most connections open at once; beyond it the server stops accepting until one closes.
+    pub max_connections: usize,
 }
 
 /// Largest header block accepted (HTTP/1 read buffer, HTTP/2 header list).
@@ -47,10 +57,18 @@ pub async fn serve(
     builder.http2().timer(TokioTimer::new()).max_header_list_size(MAX_HEADER_BYTES as u32);
     let graceful = GracefulShutdown::new();
     let mut connections = tokio::task::JoinSet::new();
+    let slots = Arc::new(Semaphore::new(options.max_connections.max(1)));
     tokio::pin!(shutdown);
     loop {
         // Reap finished connection tasks so the set only holds live ones.
         while connections.try_join_next().is_some() {}
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -70,7 +88,10 @@ pub async fn serve(
         });
         let service = TowerToHyperService::new(service);
         let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
+        let idle = options.idle_timeout;
         connections.spawn(async move {
+            let _slot = slot;
+            let stream = IdleTimeout::new(stream, idle);
             let result = match tls {
                 None => {
                     let connection = builder.serve_connection(TokioIo::new(stream), service);

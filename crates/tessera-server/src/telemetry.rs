@@ -36,6 +36,8 @@ pub fn describe_config(c: &Config) -> String {
         ("server.request_timeout", d(c.request_timeout)),
         ("server.header_timeout", d(c.header_timeout)),
         ("server.shutdown_timeout", d(c.shutdown_timeout)),
+        ("server.idle_timeout", d(c.idle_timeout)),
+        ("server.max_connections", c.max_connections.to_string()),
         ("server.tls_cert", c.tls.as_ref().map_or("none".into(), |(c, _)| c.display().to_string())),
         ("server.tls_key", c.tls.as_ref().map_or("none".into(), |(_, k)| k.display().to_string())),
         ("cookie.secure", c.cookie_secure.to_string()),

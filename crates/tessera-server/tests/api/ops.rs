@@ -121,3 +121,23 @@ async fn a_wrong_method_on_an_operations_path_is_a_405_problem() {
         assert!(content_type.starts_with("application/problem+json"), "{url}: {content_type:?}");
     }
 }
+
+#[tokio::test]
+async fn silent_connections_are_closed_and_do_not_block_the_connection_cap() {
+    use tokio::io::AsyncReadExt;
+    let app = spawn_app_with(|c| {
+        c.server.request_timeout =
+            Some(tessera_server::config::HumanDuration(std::time::Duration::from_millis(500)));
+        c.server.idle_timeout = secs(1);
+        c.server.max_connections = Some(1);
+    })
+    .await;
+    // A client that connects and never says anything holds the only slot...
+    let mut silent = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    // ...until the idle timeout closes it (EOF), so the next client is served.
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(WAIT, silent.read(&mut buf)).await.expect("closed in time");
+    assert!(matches!(read, Ok(0) | Err(_)), "the server closed the silent connection");
+    let health = tokio::time::timeout(WAIT, app.get("/healthz").send()).await.unwrap().unwrap();
+    assert_eq!(health.status(), 200);
+}
