@@ -58,6 +58,13 @@ impl Application {
     /// Opens the stores, loads or creates keys, and binds the listener.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         tessera::fsutil::create_private_dir(&config.data_dir)?;
+        if tessera::fsutil::is_shared_dir(&config.data_dir) {
+            tracing::warn!(
+                data_dir = %config.data_dir.display(),
+                "the data directory is readable by other users; its files are private (0600), \
+                 but consider `chmod 700` on the directory"
+            );
+        }
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;

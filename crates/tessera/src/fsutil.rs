@@ -20,6 +20,59 @@ pub fn create_private_dir(dir: &Path) -> Result<(), Error> {
         .map_err(|e| Error::internal(format!("creating data directory {}: {e}", dir.display())))
 }
 
+/// Creates an empty file at `path` with mode 0600 unless something is already there.
+pub(crate) fn create_private_file_if_missing(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes `bytes` to `path` (replacing it) through a temporary file with mode 0600.
+pub(crate) fn replace_private_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let result = (|| {
+        let mut file = options.open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(|e| Error::internal(format!("writing {}: {e}", path.display())))
+}
+
+/// Whether `dir` can be read by other users (group or world bits set).
+pub fn is_shared_dir(dir: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o077 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        false
+    }
+}
+
 /// Reads the secret file at `path`, or creates it with the bytes `generate` returns.
 ///
 /// Returns the bytes and whether they were created now. When two processes race to create the

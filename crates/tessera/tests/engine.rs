@@ -301,6 +301,22 @@ async fn sqlite_keeps_data_across_reopen_and_refuses_a_newer_schema() {
     }
 }
 
+#[cfg(unix)]
+#[tokio::test]
+async fn the_database_files_are_private_even_in_a_shared_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = dir.path().join("t.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    store.insert_user(&user("u1", "alice")).await.unwrap();
+    for name in ["t.db", "t.db-wal", "t.db-shm"] {
+        let mode = std::fs::metadata(dir.path().join(name)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{name} is {mode:o}");
+    }
+    store.close().await;
+}
+
 #[tokio::test]
 async fn concurrent_rotations_on_sqlite_have_exactly_one_winner() {
     let dir = tempfile::tempdir().unwrap();

@@ -77,6 +77,10 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if missing) the database at `path` and migrates its schema.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        // SQLite gives its -wal and -shm files the database file's mode: create it private.
+        crate::fsutil::create_private_file_if_missing(path).map_err(|e| {
+            StoreError::Unavailable(format!("creating SQLite database {}: {e}", path.display()))
+        })?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)

@@ -475,10 +475,7 @@ impl KeyIndex {
     fn write(&self, path: &Path) -> Result<(), Error> {
         let json = serde_json::to_vec_pretty(self)
             .map_err(|e| Error::internal(format!("encoding the key index: {e}")))?;
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, json)
-            .and_then(|()| std::fs::rename(&tmp, path))
-            .map_err(|e| Error::internal(format!("writing {}: {e}", path.display())))
+        crate::fsutil::replace_private_file(path, &json)
     }
 }
 
@@ -588,9 +585,8 @@ mod tests {
         for entry in std::fs::read_dir(dir.path().join("keys")).unwrap() {
             use std::os::unix::fs::PermissionsExt;
             let entry = entry.unwrap();
-            if entry.file_name().to_string_lossy().ends_with(".pk8") {
-                assert_eq!(entry.metadata().unwrap().permissions().mode() & 0o777, 0o600);
-            }
+            let mode = entry.metadata().unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{:?}", entry.file_name());
         }
     }
 
