@@ -57,14 +57,39 @@ pub fn body_kind(headers: &HeaderMap) -> BodyKind {
 
 /// Parses a JSON body: syntax errors are 400, shape errors 422.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let value: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
-    serde_json::from_value(value).map_err(|e| ApiError::Validation(format!("body: {e}")))
+    use serde_json::error::Category;
+    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        Category::Data => ApiError::Validation(format!("body: {}", without_values(&e.to_string()))),
+        Category::Syntax | Category::Eof | Category::Io => ApiError::InvalidJson(e.to_string()),
+    })
 }
 
 /// Parses a form body: shape errors are 422.
 pub fn parse_form<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_urlencoded::from_bytes(bytes).map_err(|e| ApiError::Validation(format!("form: {e}")))
+    serde_urlencoded::from_bytes(bytes)
+        .map_err(|e| ApiError::Validation(format!("form: {}", without_values(&e.to_string()))))
+}
+
+/// A deserialisation message without the submitted values it quotes (a mistyped password
+/// must not come back in the response). Field names (`missing field `x``) are kept.
+fn without_values(message: &str) -> String {
+    let names_a_field = ["missing field", "unknown field", "duplicate field"]
+        .iter()
+        .any(|prefix| message.starts_with(prefix));
+    if names_a_field {
+        return message.to_owned();
+    }
+    let mut out = String::with_capacity(message.len());
+    let mut quoted = false;
+    for c in message.chars() {
+        match (c, quoted) {
+            ('`', false) => quoted = true,
+            ('`', true) => quoted = false,
+            (c, false) => out.push(c),
+            (_, true) => {}
+        }
+    }
+    out.replace("  ", " ").replace(" ,", ",")
 }
 
 impl<S: Send + Sync> FromRequest<S> for RawBody {
@@ -148,7 +173,13 @@ mod tests {
             Err(ApiError::Validation(why)) => assert!(why.contains("username"), "{why}"),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(parse_json::<Login>(br#"{"username": 5}"#), Err(ApiError::Validation(_))));
+        match parse_json::<Login>(br#"{"username": 123456789}"#) {
+            Err(ApiError::Validation(why)) => {
+                assert!(!why.contains("123456789"), "the submitted value is not echoed: {why}");
+                assert!(why.contains("invalid type"), "{why}");
+            }
+            other => panic!("{other:?}"),
+        }
         assert!(parse_json::<Login>(br#"{"username": "a"}"#).is_ok());
         assert!(parse_form::<Login>(b"username=a%20b").is_ok());
         assert!(matches!(parse_form::<Login>(b"user=a"), Err(ApiError::Validation(_))));

@@ -53,6 +53,16 @@ impl<'de> Deserialize<'de> for HumanDuration {
     }
 }
 
+fn serialize_redacted<S: serde::Serializer>(
+    value: &Option<secrecy::SecretString>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(_) => s.serialize_some("[redacted]"),
+        None => s.serialize_none(),
+    }
+}
+
 /// A list written as a TOML array or as one comma-separated string (handy in env vars).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct StringList(pub Vec<String>);
@@ -134,7 +144,8 @@ pub struct RawToken {
     /// `EdDSA` (default), `ES256`, `RS256` or `HS256`.
     pub algorithm: Option<String>,
     /// The HS256 shared secret (at least 32 bytes). Required for HS256 only.
-    pub secret: Option<String>,
+    #[serde(serialize_with = "serialize_redacted")]
+    pub secret: Option<secrecy::SecretString>,
     /// A file holding the HS256 secret (instead of `secret`).
     pub secret_file: Option<PathBuf>,
     /// Default: the public URL.
@@ -375,7 +386,7 @@ impl Config {
         })?;
         let secret = match (&raw.token.secret, &raw.token.secret_file) {
             (Some(_), Some(_)) => bail!("token.secret and token.secret_file: set only one"),
-            (Some(s), None) => Some(s.as_bytes().to_vec()),
+            (Some(s), None) => Some(secrecy::ExposeSecret::expose_secret(s).as_bytes().to_vec()),
             (None, Some(path)) => Some(
                 std::fs::read(path)
                     .with_context(|| format!("token.secret_file: cannot read {}", path.display()))?

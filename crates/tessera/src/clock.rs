@@ -57,11 +57,19 @@ impl Timestamp {
         Duration::from_millis(u64::try_from(millis).unwrap_or(0))
     }
 
-    /// RFC 3339, UTC, second precision.
+    /// RFC 3339, UTC, second precision (instants past the year 9999 print as its last second).
     pub fn to_rfc3339(self) -> String {
+        use std::fmt::Write as _;
+        const LAST: &str = "9999-12-31T23:59:59Z";
         let seconds = u64::try_from(self.unix_seconds()).unwrap_or(0);
-        let time = UNIX_EPOCH + Duration::from_secs(seconds);
-        humantime::format_rfc3339_seconds(time).to_string()
+        let Some(time) = UNIX_EPOCH.checked_add(Duration::from_secs(seconds)) else {
+            return LAST.into();
+        };
+        let mut out = String::with_capacity(20);
+        match write!(out, "{}", humantime::format_rfc3339_seconds(time)) {
+            Ok(()) => out,
+            Err(_) => LAST.into(),
+        }
     }
 }
 
@@ -140,6 +148,12 @@ mod tests {
         let t = Timestamp::from_unix_millis(1_795_773_600_999);
         assert_eq!(t.to_rfc3339(), "2026-11-27T10:00:00Z");
         assert_eq!(serde_json::to_string(&t).unwrap(), "\"2026-11-27T10:00:00Z\"");
+    }
+
+    #[test]
+    fn far_future_instants_print_without_panicking() {
+        assert_eq!(Timestamp::from_unix_millis(i64::MAX).to_rfc3339(), "9999-12-31T23:59:59Z");
+        assert_eq!(Timestamp::from_unix_seconds(-5).to_rfc3339(), "1970-01-01T00:00:00Z");
     }
 
     #[test]

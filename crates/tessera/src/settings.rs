@@ -133,6 +133,9 @@ impl Settings {
             if value < Duration::from_secs(1) {
                 return Err((key, "must be at least 1s".into()));
             }
+            if value > Duration::from_secs(10 * 365 * 86_400) {
+                return Err((key, "must be at most 10 years".into()));
+            }
         }
         if self.token.leeway > Duration::from_secs(60) {
             return Err(("token.leeway", "must be at most 60s".into()));

@@ -161,12 +161,13 @@ impl AccessTokens {
             Some(claims) => claims,
             None => {
                 let claims = Arc::new(self.verify_signed(token)?);
-                self.check_times(&claims, now)?;
+                // Expired entries are the first to go when the cache is full.
                 let now_secs = now.unix_seconds();
                 self.cache.insert(digest, Arc::clone(&claims), |c| c.exp <= now_secs);
                 claims
             }
         };
+        // Times and revocation are checked on every use, cached or not.
         self.check_times(&claims, now)?;
         if self.revoked.is_revoked(&claims.sid, now) {
             return Err(Error::TokenInvalid("the token's session has been revoked"));
