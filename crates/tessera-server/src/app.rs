@@ -150,6 +150,8 @@ impl Application {
         let upkeep = tokio::spawn(upkeep(auth.clone()));
         serve(self.listener, router, self.tls, self.options, shutdown).await;
         upkeep.abort();
+        // Wait until it has stopped, so no purge runs against a closing store.
+        let _ = upkeep.await;
         match auth.flush().await {
             Ok(0) => {}
             Ok(n) => tracing::info!("wrote {n} pending session renewals"),
