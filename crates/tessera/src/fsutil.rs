@@ -20,43 +20,63 @@ pub fn create_private_dir(dir: &Path) -> Result<(), Error> {
         .map_err(|e| Error::internal(format!("creating data directory {}: {e}", dir.display())))
 }
 
-/// Creates an empty file at `path` with mode 0600 unless something is already there.
-pub(crate) fn create_private_file_if_missing(path: &Path) -> std::io::Result<()> {
+/// Options that open files with mode 0600.
+fn private_options() -> std::fs::OpenOptions {
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
+    options.write(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    match options.open(path) {
+    options
+}
+
+/// Creates an empty file at `path` with mode 0600 unless something is already there.
+pub(crate) fn create_private_file_if_missing(path: &Path) -> std::io::Result<()> {
+    match private_options().create_new(true).open(path) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(e),
     }
 }
 
-/// Writes `bytes` to `path` (replacing it) through a temporary file with mode 0600.
-pub(crate) fn replace_private_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+/// How a fully written temporary file takes the place of `path`.
+#[derive(Clone, Copy)]
+enum Install {
+    /// Only if `path` does not exist yet (`AlreadyExists` otherwise).
+    New,
+    /// Replacing whatever is there.
+    Replace,
+}
+
+/// Writes `bytes` to a temporary file (mode 0600, synced) beside `path`, then installs it, so
+/// readers see either the old content or all of the new, never half of it.
+fn write_private(path: &Path, bytes: &[u8], install: Install) -> Result<(), Error> {
     let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
     let result = (|| {
-        let mut file = options.open(&tmp)?;
+        let mut file = private_options().create(true).truncate(true).open(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
-        std::fs::rename(&tmp, path)
+        match install {
+            Install::New => std::fs::hard_link(&tmp, path),
+            Install::Replace => std::fs::rename(&tmp, path),
+        }
     })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
+    let _ = std::fs::remove_file(&tmp);
     result.map_err(|e| Error::internal(format!("writing {}: {e}", path.display())))
+}
+
+/// Writes `bytes` to `path`, replacing it, with mode 0600.
+pub(crate) fn replace_private_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    write_private(path, bytes, Install::Replace)
+}
+
+/// Writes `bytes` to a new file at `path` with mode 0600; fails if `path` exists (a concurrent
+/// writer's file wins).
+pub(crate) fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    write_private(path, bytes, Install::New)
 }
 
 /// Whether `dir` can be read by other users (group or world bits set).
@@ -96,30 +116,4 @@ pub(crate) fn load_or_create_private(
         }
         Err(e) => Err(Error::internal(format!("reading {}: {e}", path.display()))),
     }
-}
-
-/// Writes `bytes` to a new file at `path` with mode 0600.
-///
-/// The content goes to a temporary file first and is then linked into place, which fails if
-/// `path` exists: a concurrent writer's file wins and this call reports `AlreadyExists`.
-pub(crate) fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let fail =
-        |what: &str, e: std::io::Error| Error::internal(format!("{what} {}: {e}", path.display()));
-    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("key");
-    let tmp = path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let result = (|| {
-        let mut file = options.open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::hard_link(&tmp, path)
-    })();
-    let _ = std::fs::remove_file(&tmp);
-    result.map_err(|e| fail("writing", e))
 }
