@@ -195,63 +195,34 @@ impl Metrics {
 
     /// Appends every series in the Prometheus text format.
     pub fn render(&self, out: &mut String) {
-        header(out, "tessera_logins_total", "counter", "Login attempts by method and outcome.");
-        for method in METHODS {
-            for outcome in LoginOutcome::ALL {
-                let o = outcome as usize;
-                let value = self.logins[method_index(method)][o].load(Ordering::Relaxed);
-                let _ = writeln!(
-                    out,
-                    "tessera_logins_total{{method=\"{}\",outcome=\"{}\"}} {value}",
-                    method.as_str(),
-                    outcome.label()
-                );
-            }
-        }
-        header(
+        let login_labels = LoginOutcome::ALL.map(LoginOutcome::label);
+        let auth_labels = AuthOutcome::ALL.map(AuthOutcome::label);
+        by_method_and_outcome(
+            out,
+            "tessera_logins_total",
+            "Login attempts by method and outcome.",
+            &self.logins,
+            &login_labels,
+        );
+        histograms_by_method(
             out,
             "tessera_login_duration_seconds",
-            "histogram",
             "Login latency, password check included.",
+            &self.login_seconds,
         );
-        for method in METHODS {
-            self.login_seconds[method_index(method)].render(
-                out,
-                "tessera_login_duration_seconds",
-                &format!("method=\"{}\"", method.as_str()),
-            );
-        }
-        header(
+        by_method_and_outcome(
             out,
             "tessera_authentications_total",
-            "counter",
             "Credential checks of authenticated requests by method and outcome.",
+            &self.authentications,
+            &auth_labels,
         );
-        for method in METHODS {
-            for outcome in AuthOutcome::ALL {
-                let o = outcome as usize;
-                let value = self.authentications[method_index(method)][o].load(Ordering::Relaxed);
-                let _ = writeln!(
-                    out,
-                    "tessera_authentications_total{{method=\"{}\",outcome=\"{}\"}} {value}",
-                    method.as_str(),
-                    outcome.label()
-                );
-            }
-        }
-        header(
+        histograms_by_method(
             out,
             "tessera_authentication_duration_seconds",
-            "histogram",
             "Latency of the credential check of an authenticated request.",
+            &self.authentication_seconds,
         );
-        for method in METHODS {
-            self.authentication_seconds[method_index(method)].render(
-                out,
-                "tessera_authentication_duration_seconds",
-                &format!("method=\"{}\"", method.as_str()),
-            );
-        }
         header(out, "tessera_refreshes_total", "counter", "Refresh-token presentations by result.");
         for result in RefreshResult::ALL {
             let r = result as usize;
@@ -265,6 +236,33 @@ impl Metrics {
             "tessera_registrations_total {}",
             self.registrations.load(Ordering::Relaxed)
         );
+    }
+}
+
+/// A counter family labelled by method and outcome (`counters[method][outcome]`).
+fn by_method_and_outcome<const N: usize>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    counters: &[[AtomicU64; N]; 2],
+    outcomes: &[&str; N],
+) {
+    header(out, name, "counter", help);
+    for method in METHODS {
+        for (counter, outcome) in counters[method_index(method)].iter().zip(outcomes) {
+            let value = counter.load(Ordering::Relaxed);
+            let method = method.as_str();
+            let _ = writeln!(out, "{name}{{method=\"{method}\",outcome=\"{outcome}\"}} {value}");
+        }
+    }
+}
+
+/// A histogram family labelled by method.
+fn histograms_by_method(out: &mut String, name: &str, help: &str, histograms: &[Histogram; 2]) {
+    header(out, name, "histogram", help);
+    for method in METHODS {
+        let labels = format!("method=\"{}\"", method.as_str());
+        histograms[method_index(method)].render(out, name, &labels);
     }
 }
 

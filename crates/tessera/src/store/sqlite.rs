@@ -68,6 +68,20 @@ CREATE TABLE revocations (
 ) WITHOUT ROWID;
 "#];
 
+/// The columns of a session row, in the order `session_from_row` reads them by name.
+macro_rules! session_columns {
+    () => {
+        "token_hash, sid, user_id, username, created_at, last_seen_at, expires_at, ip, user_agent"
+    };
+}
+
+/// The columns of a refresh-family row.
+macro_rules! family_columns {
+    () => {
+        "sid, user_id, username, created_at, last_used_at, expires_at, ip, user_agent"
+    };
+}
+
 /// Every kind of state in one SQLite database file.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -287,17 +301,14 @@ impl SessionStore for SqliteStore {
     }
 
     async fn find_session(&self, token_hash: &Digest) -> Result<Option<SessionRecord>, StoreError> {
-        sqlx::query(
-            "SELECT token_hash, sid, user_id, username, created_at, last_seen_at, expires_at, ip, \
-             user_agent FROM sessions WHERE token_hash = ?",
-        )
-        .bind(&token_hash[..])
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db)?
-        .as_ref()
-        .map(session_from_row)
-        .transpose()
+        sqlx::query(concat!("SELECT ", session_columns!(), " FROM sessions WHERE token_hash = ?"))
+            .bind(&token_hash[..])
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+            .as_ref()
+            .map(session_from_row)
+            .transpose()
     }
 
     async fn touch_sessions(&self, touches: &[(Digest, Timestamp)]) -> Result<(), StoreError> {
@@ -323,10 +334,10 @@ impl SessionStore for SqliteStore {
         &self,
         token_hash: &Digest,
     ) -> Result<Option<SessionRecord>, StoreError> {
-        sqlx::query(
-            "DELETE FROM sessions WHERE token_hash = ? RETURNING token_hash, sid, user_id, \
-             username, created_at, last_seen_at, expires_at, ip, user_agent",
-        )
+        sqlx::query(concat!(
+            "DELETE FROM sessions WHERE token_hash = ? RETURNING ",
+            session_columns!()
+        ))
         .bind(&token_hash[..])
         .fetch_optional(&self.pool)
         .await
@@ -341,10 +352,10 @@ impl SessionStore for SqliteStore {
         user_id: &str,
         sid: &str,
     ) -> Result<Option<SessionRecord>, StoreError> {
-        sqlx::query(
-            "DELETE FROM sessions WHERE sid = ? AND user_id = ? RETURNING token_hash, sid, \
-             user_id, username, created_at, last_seen_at, expires_at, ip, user_agent",
-        )
+        sqlx::query(concat!(
+            "DELETE FROM sessions WHERE sid = ? AND user_id = ? RETURNING ",
+            session_columns!()
+        ))
         .bind(sid)
         .bind(user_id)
         .fetch_optional(&self.pool)
@@ -356,10 +367,11 @@ impl SessionStore for SqliteStore {
     }
 
     async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<SessionRecord>, StoreError> {
-        sqlx::query(
-            "SELECT token_hash, sid, user_id, username, created_at, last_seen_at, expires_at, ip, \
-             user_agent FROM sessions WHERE user_id = ? ORDER BY created_at, sid",
-        )
+        sqlx::query(concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions WHERE user_id = ? ORDER BY created_at, sid"
+        ))
         .bind(user_id)
         .fetch_all(&self.pool)
         .await
@@ -483,17 +495,14 @@ impl RefreshStore for SqliteStore {
     }
 
     async fn find_family(&self, sid: &str) -> Result<Option<FamilyRecord>, StoreError> {
-        sqlx::query(
-            "SELECT sid, user_id, username, created_at, last_used_at, expires_at, ip, user_agent \
-             FROM refresh_families WHERE sid = ?",
-        )
-        .bind(sid)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db)?
-        .as_ref()
-        .map(family_from_row)
-        .transpose()
+        sqlx::query(concat!("SELECT ", family_columns!(), " FROM refresh_families WHERE sid = ?"))
+            .bind(sid)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+            .as_ref()
+            .map(family_from_row)
+            .transpose()
     }
 
     async fn delete_family(
@@ -502,11 +511,10 @@ impl RefreshStore for SqliteStore {
         user_id: Option<&str>,
     ) -> Result<Option<FamilyRecord>, StoreError> {
         // Tokens go with their family (ON DELETE CASCADE).
-        sqlx::query(
-            "DELETE FROM refresh_families WHERE sid = ? AND (? IS NULL OR user_id = ?) \
-             RETURNING sid, user_id, username, created_at, last_used_at, expires_at, ip, \
-             user_agent",
-        )
+        sqlx::query(concat!(
+            "DELETE FROM refresh_families WHERE sid = ? AND (? IS NULL OR user_id = ?) RETURNING ",
+            family_columns!()
+        ))
         .bind(sid)
         .bind(user_id)
         .bind(user_id)
@@ -519,10 +527,11 @@ impl RefreshStore for SqliteStore {
     }
 
     async fn list_user_families(&self, user_id: &str) -> Result<Vec<FamilyRecord>, StoreError> {
-        sqlx::query(
-            "SELECT sid, user_id, username, created_at, last_used_at, expires_at, ip, user_agent \
-             FROM refresh_families WHERE user_id = ? ORDER BY created_at, sid",
-        )
+        sqlx::query(concat!(
+            "SELECT ",
+            family_columns!(),
+            " FROM refresh_families WHERE user_id = ? ORDER BY created_at, sid"
+        ))
         .bind(user_id)
         .fetch_all(&self.pool)
         .await
