@@ -101,7 +101,7 @@ impl ServerSecret {
 
     /// Reads `path`, or creates it with a fresh secret (mode 0600) when it does not exist.
     pub fn load_or_create(path: &Path) -> Result<Self, Error> {
-        let (bytes, _created) =
+        let bytes =
             crate::fsutil::load_or_create_private(path, || Ok(Self::generate()?.0.to_vec()))?;
         Self::from_bytes(&bytes).map_err(|_| {
             Error::internal(format!("{}: expected 32 bytes of secret", path.display()))

@@ -93,25 +93,19 @@ pub fn is_shared_dir(dir: &Path) -> bool {
     }
 }
 
-/// Reads the secret file at `path`, or creates it with the bytes `generate` returns.
-///
-/// Returns the bytes and whether they were created now. When two processes race to create the
-/// file, the loser reads the winner's.
+/// Reads the secret file at `path`, or creates it with the bytes `generate` returns. When two
+/// processes race to create the file, the loser reads the winner's.
 pub(crate) fn load_or_create_private(
     path: &Path,
     generate: impl FnOnce() -> Result<Vec<u8>, Error>,
-) -> Result<(Vec<u8>, bool), Error> {
-    let read = |path: &Path| std::fs::read(path);
-    match read(path) {
-        Ok(bytes) => Ok((bytes, false)),
+) -> Result<Vec<u8>, Error> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(bytes),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let bytes = generate()?;
             match write_private_file(path, &bytes) {
-                Ok(()) => Ok((bytes, true)),
-                Err(write_error) => match read(path) {
-                    Ok(existing) => Ok((existing, false)),
-                    Err(_) => Err(write_error),
-                },
+                Ok(()) => Ok(bytes),
+                Err(write_error) => std::fs::read(path).map_err(|_| write_error),
             }
         }
         Err(e) => Err(Error::internal(format!("reading {}: {e}", path.display()))),
