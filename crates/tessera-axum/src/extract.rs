@@ -205,18 +205,8 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = TesseraState::from_ref(state);
-        // The proxy appends the address it saw: the last entry of the last header line. Anything
-        // before it came from the client and proves nothing.
-        let forwarded = state
-            .http
-            .trust_proxy_headers
-            .then(|| parts.headers.get_all("x-forwarded-for").iter().next_back())
-            .flatten()
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .map(|ip| ip.trim().to_owned())
-            .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok());
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        let ip = peer.map(|peer| state.http.trusted_proxies.client_ip(peer, &parts.headers));
         if peer.is_none() && !MISSING_PEER_WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
             tracing::warn!(
                 "no peer address on requests: per-IP login throttling is off. Serve the router \
@@ -228,6 +218,6 @@ where
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(USER_AGENT_MAX).collect());
-        Ok(Client(ClientInfo { ip: forwarded.or(peer), user_agent }))
+        Ok(Client(ClientInfo { ip: ip.map(|ip| ip.to_string()), user_agent }))
     }
 }

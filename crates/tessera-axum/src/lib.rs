@@ -33,6 +33,7 @@
 //! ```
 
 pub mod body;
+pub mod client_ip;
 pub mod cookies;
 pub mod error;
 pub mod extract;

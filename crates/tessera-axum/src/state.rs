@@ -1,6 +1,7 @@
 //! [`TesseraState`]: what every handler and extractor needs: the engine and the HTTP-level
 //! settings (cookie security, the server's public URL, allowed origins, proxy trust).
 
+use crate::client_ip::TrustedProxies;
 use std::sync::Arc;
 
 use tessera::Authenticator;
@@ -16,9 +17,8 @@ pub struct HttpSettings {
     /// Further origins allowed to send unsafe requests (normalised), e.g. the apps behind
     /// forward auth or a single-page app on another origin.
     pub allowed_origins: Vec<String>,
-    /// Take the client IP from the last `X-Forwarded-For` entry (only behind a proxy that
-    /// sets it).
-    pub trust_proxy_headers: bool,
+    /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` headers name the client.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl HttpSettings {
@@ -28,7 +28,7 @@ impl HttpSettings {
             cookie_secure: true,
             public_origin: normalize_origin(public_url).unwrap_or_default(),
             allowed_origins: Vec::new(),
-            trust_proxy_headers: false,
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 

@@ -317,6 +317,25 @@ mod flaky {
             self.inner.delete_expired_revocations(n).await
         }
     }
+
+    #[async_trait]
+    impl AuditStore for Flaky {
+        async fn append_audit(&self, e: &tessera::audit::AuditEvent) -> Result<(), StoreError> {
+            self.up()?;
+            self.inner.append_audit(e).await
+        }
+        async fn query_audit(
+            &self,
+            f: &tessera::audit::AuditFilter,
+        ) -> Result<Vec<tessera::audit::AuditEvent>, StoreError> {
+            self.up()?;
+            self.inner.query_audit(f).await
+        }
+        async fn delete_audit_before(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
+            self.up()?;
+            self.inner.delete_audit_before(cutoff).await
+        }
+    }
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tessera::store::memory::MemoryStore;
 use tessera::store::sqlite::SqliteStore;
-use tessera::store::{RefreshStore, RevocationStore, SessionStore, Stores, UserStore};
+use tessera::store::{AuditStore, RefreshStore, RevocationStore, SessionStore, Stores, UserStore};
 use tessera::token::KeySet;
 use tessera::{Authenticator, Clock, ServerSecret, SystemClock};
 use tessera_axum::{ApiError, HttpSettings, TesseraState, api_router};
@@ -42,6 +42,7 @@ pub struct Application {
     request_timeout: Duration,
     sqlite: Option<SqliteStore>,
     tls: Option<TlsAcceptor>,
+    redirect: Option<TcpListener>,
 }
 
 impl std::fmt::Debug for Application {
@@ -76,6 +77,14 @@ impl Application {
         let scheme = if tls.is_some() { "https" } else { "http" };
         let public_url =
             config.public_url.clone().unwrap_or_else(|| format!("{scheme}://{local_addr}"));
+        let redirect = match config.redirect_http {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("tls.redirect_http: cannot listen on {addr}"))?,
+            ),
+            None => None,
+        };
         let (stores, sqlite) = open_stores(&config).await?;
         let mut engine = config.engine;
         if config.issuer.is_none() {
@@ -96,7 +105,7 @@ impl Application {
         let mut http = HttpSettings::new(&public_url);
         http.cookie_secure = config.cookie_secure;
         http.allowed_origins = config.allowed_origins;
-        http.trust_proxy_headers = config.trust_proxy_headers;
+        http.trusted_proxies = config.trusted_proxies.clone();
         if !http.cookie_secure {
             tracing::warn!(
                 "cookie.secure = false: cookies are sent over plain HTTP and lose their __Host- \
@@ -118,7 +127,13 @@ impl Application {
             request_timeout: config.request_timeout,
             sqlite,
             tls,
+            redirect,
         })
+    }
+
+    /// The address of the plain-HTTP redirect listener, if `[tls] redirect_http` is set.
+    pub fn redirect_addr(&self) -> Option<SocketAddr> {
+        self.redirect.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The address the listener is bound to.
@@ -148,7 +163,30 @@ impl Application {
         let router = app(self.state.clone(), self.http_metrics.clone(), self.request_timeout);
         let auth = self.state.auth.clone();
         let upkeep = tokio::spawn(upkeep(auth.clone()));
+        // The redirector stops when the main server does.
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let redirector = self.redirect.map(|listener| {
+            tracing::info!(
+                addr = %listener.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()),
+                "redirecting plain HTTP to {}", self.public_url
+            );
+            let router = crate::redirect::router(self.public_url.clone());
+            let options = self.options;
+            tokio::spawn(async move {
+                let stop = async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                };
+                serve(listener, router, None, options, stop).await;
+            })
+        });
+        let shutdown = async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        };
         serve(self.listener, router, self.tls, self.options, shutdown).await;
+        if let Some(redirector) = redirector {
+            let _ = redirector.await;
+        }
         upkeep.abort();
         // Wait until it has stopped, so no purge runs against a closing store.
         let _ = upkeep.await;
@@ -189,8 +227,14 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<(Stores, Option<Sqli
     };
     let (users, sessions) = (pick(config.users_store), pick(config.sessions_store));
     // Revocations live with the refresh families they revoke, so they survive together.
-    let stores =
-        Stores { users: users.clone(), refresh: users.clone(), revocations: users, sessions };
+    // The audit log is kept with the users it is about.
+    let stores = Stores {
+        users: users.clone(),
+        refresh: users.clone(),
+        revocations: users.clone(),
+        audit: users,
+        sessions,
+    };
     // This process is the SQLite file's only writer, so an in-process cache stays exact.
     let stores = match config.sessions_store {
         StoreKind::Sqlite if config.session_cache_capacity > 0 => {
@@ -265,6 +309,6 @@ async fn time_limit(State(limit): State<Duration>, request: Request, next: Next)
 }
 
 /// A backend that implements every store trait, so one value can fill any slot.
-trait AllStores: UserStore + SessionStore + RefreshStore + RevocationStore {}
+trait AllStores: UserStore + SessionStore + RefreshStore + RevocationStore + AuditStore {}
 
-impl<T: UserStore + SessionStore + RefreshStore + RevocationStore> AllStores for T {}
+impl<T: UserStore + SessionStore + RefreshStore + RevocationStore + AuditStore> AllStores for T {}

@@ -1,4 +1,5 @@
-//! The command line: `tessera serve`, `tessera user add`, `tessera config check`.
+//! The command line: `tessera serve`, `tessera user add`, `tessera audit`, `tessera config
+//! check`, `tessera dev-cert`.
 
 use std::path::PathBuf;
 
@@ -26,9 +27,69 @@ pub enum Command {
     /// Manage users directly in the store (works while registration is closed).
     #[command(subcommand)]
     User(UserCommand),
+    /// Read the audit log: logins and their failures, logouts, refreshes, reuse detections,
+    /// revocations and password changes, newest last.
+    ///
+    /// Example: tessera audit --user alice --outcome failure --since 24h
+    Audit(AuditArgs),
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Write a self-signed certificate and key for local HTTPS (localhost, 127.0.0.1, ::1),
+    /// valid for a year, and print the config that uses them. For development only.
+    ///
+    /// Example: tessera dev-cert --out ./tessera-data && curl --cacert
+    /// ./tessera-data/dev-cert.pem https://localhost:8443/healthz
+    DevCert(DevCertArgs),
+}
+
+/// `tessera dev-cert`
+#[derive(Debug, Args)]
+pub struct DevCertArgs {
+    /// Directory to write dev-cert.pem and dev-key.pem into.
+    #[arg(long, value_name = "DIR", default_value = "tessera-data")]
+    pub out: PathBuf,
+    /// Another host name or IP address to include (repeatable).
+    #[arg(long = "name", value_name = "NAME")]
+    pub names: Vec<String>,
+    /// Replace existing files.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `tessera audit`
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Configuration source.
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Only events about this user (username or user id).
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Only events of this kind: register, user_create, login, logout, refresh,
+    /// refresh_reuse, token_revoke, login_end, logout_everywhere, password_change.
+    #[arg(long, value_name = "EVENT")]
+    pub event: Option<tessera::audit::AuditKind>,
+    /// Only successes or only failures.
+    #[arg(long, value_name = "success|failure")]
+    pub outcome: Option<tessera::audit::AuditOutcome>,
+    /// Only events from this IP address.
+    #[arg(long, value_name = "IP")]
+    pub ip: Option<String>,
+    /// Only events at or after this time: RFC 3339 (2026-11-27T10:00:00Z) or an age (90m, 24h,
+    /// 7d).
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// Only events before this time (same forms as --since).
+    #[arg(long, value_name = "WHEN")]
+    pub until: Option<String>,
+    /// At most this many events (the newest).
+    #[arg(long, value_name = "N", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub limit: u32,
+    /// Print a JSON array (oldest first) instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Where the configuration comes from.

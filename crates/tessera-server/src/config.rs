@@ -17,6 +17,10 @@ use tessera::Settings;
 use tessera::password::Argon2Params;
 use tessera::token::Algorithm;
 use tessera::token::keys::HS256_MIN_SECRET;
+
+/// How long audit events are kept unless `[audit] retention` says otherwise.
+const DEFAULT_AUDIT_RETENTION_DAYS: u64 = 90;
+use tessera_axum::client_ip::TrustedProxies;
 use tessera_axum::state::normalize_origin;
 
 /// A duration written as `90s`, `30m`, `12h`, `14d` (or a bare number of seconds).
@@ -96,8 +100,9 @@ pub struct RawServer {
     pub public_url: Option<String>,
     /// Origins (besides the server's own) allowed to make unsafe requests. Default none.
     pub allowed_origins: Option<StringList>,
-    /// Take client IPs from `X-Forwarded-For` (only behind a proxy). Default `false`.
-    pub trust_proxy_headers: Option<bool>,
+    /// Reverse proxies (IP addresses or CIDR ranges) whose `Forwarded` / `X-Forwarded-For`
+    /// headers name the client. Default none: the socket's peer address is the client.
+    pub trusted_proxies: Option<StringList>,
     /// Longest a request may take. Default `30s`.
     pub request_timeout: Option<HumanDuration>,
     /// Longest a client may take to send the request headers. Default `10s`.
@@ -109,10 +114,27 @@ pub struct RawServer {
     pub idle_timeout: Option<HumanDuration>,
     /// Most connections open at once. Default 10000.
     pub max_connections: Option<usize>,
+}
+
+/// The `[tls]` section.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTls {
     /// PEM certificate chain: serve HTTPS. Default none (plain HTTP, e.g. behind a proxy).
-    pub tls_cert: Option<PathBuf>,
-    /// PEM private key for `tls_cert`.
-    pub tls_key: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    /// PEM private key for `cert`.
+    pub key: Option<PathBuf>,
+    /// Also listen on this address for plain HTTP and redirect every request to HTTPS.
+    /// Default none.
+    pub redirect_http: Option<String>,
+}
+
+/// The `[audit]` section.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAudit {
+    /// Audit events older than this are deleted. Default `90d`.
+    pub retention: Option<HumanDuration>,
 }
 
 /// The `[cookie]` section.
@@ -230,6 +252,8 @@ pub struct RawLog {
 pub struct RawConfig {
     /// `[server]`
     pub server: RawServer,
+    /// `[tls]`
+    pub tls: RawTls,
     /// `[cookie]`
     pub cookie: RawCookie,
     /// `[session]`
@@ -246,6 +270,8 @@ pub struct RawConfig {
     pub password: RawPassword,
     /// `[log]`
     pub log: RawLog,
+    /// `[audit]`
+    pub audit: RawAudit,
 }
 
 /// Command-line overrides.
@@ -290,8 +316,8 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// Secure cookies.
     pub cookie_secure: bool,
-    /// Trust `X-Forwarded-For`.
-    pub trust_proxy_headers: bool,
+    /// Proxies whose forwarding headers are believed.
+    pub trusted_proxies: TrustedProxies,
     /// Request timeout.
     pub request_timeout: Duration,
     /// Header read timeout.
@@ -304,6 +330,8 @@ pub struct Config {
     pub max_connections: usize,
     /// TLS certificate chain and key files.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Plain-HTTP address that redirects to HTTPS.
+    pub redirect_http: Option<SocketAddr>,
     /// Token signing algorithm.
     pub algorithm: Algorithm,
     /// HS256 secret.
@@ -373,12 +401,26 @@ impl Config {
             allowed_origins.push(normalized);
         }
 
-        let tls = match (raw.server.tls_cert, raw.server.tls_key) {
+        let tls = match (raw.tls.cert, raw.tls.key) {
             (Some(cert), Some(key)) => Some((cert, key)),
             (None, None) => None,
-            (Some(_), None) => bail!("server.tls_key: required with server.tls_cert"),
-            (None, Some(_)) => bail!("server.tls_cert: required with server.tls_key"),
+            (Some(_), None) => bail!("tls.key: required with tls.cert"),
+            (None, Some(_)) => bail!("tls.cert: required with tls.key"),
         };
+        let redirect_http = match raw.tls.redirect_http.as_deref() {
+            None => None,
+            Some(_) if tls.is_none() => bail!("tls.redirect_http: needs tls.cert and tls.key"),
+            Some(_) if public_url.as_deref().is_some_and(|u| !u.starts_with("https://")) => {
+                bail!("tls.redirect_http: redirects to server.public_url, which is not https://")
+            }
+            Some(text) => Some(parse_listen(text).ok_or_else(|| {
+                anyhow!("tls.redirect_http: `{text}` is not an address like 0.0.0.0:80")
+            })?),
+        };
+        let trusted_proxies = TrustedProxies::parse(
+            raw.server.trusted_proxies.unwrap_or_default().0.iter().map(String::as_str),
+        )
+        .map_err(|e| anyhow!("server.trusted_proxies: {e}"))?;
 
         let algorithm_name = raw.token.algorithm.as_deref().unwrap_or("EdDSA");
         let algorithm = Algorithm::parse(algorithm_name).ok_or_else(|| {
@@ -445,6 +487,10 @@ impl Config {
         l.registrations_per_minute =
             raw.limits.registrations_per_minute.unwrap_or(l.registrations_per_minute);
         engine.registration_open = raw.registration.open.unwrap_or(true);
+        engine.audit_retention = Some(d(
+            raw.audit.retention,
+            Duration::from_secs(DEFAULT_AUDIT_RETENTION_DAYS * 86_400),
+        ));
         let defaults = Argon2Params::default();
         engine.password.params = Argon2Params {
             memory_kib: raw.password.memory_kib.unwrap_or(defaults.memory_kib),
@@ -492,13 +538,14 @@ impl Config {
             issuer: raw.token.issuer,
             allowed_origins,
             cookie_secure: raw.cookie.secure.unwrap_or(true),
-            trust_proxy_headers: raw.server.trust_proxy_headers.unwrap_or(false),
+            trusted_proxies,
             request_timeout,
             idle_timeout,
             max_connections,
             header_timeout: timeout("server.header_timeout", raw.server.header_timeout, 10)?,
             shutdown_timeout: timeout("server.shutdown_timeout", raw.server.shutdown_timeout, 30)?,
             tls,
+            redirect_http,
             algorithm,
             hs256_secret,
             users_store,

@@ -5,11 +5,14 @@
 //! [`Application`] on port 0 the same way.
 
 pub mod app;
+pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod dev_cert;
 pub mod http_metrics;
 pub mod idle;
 pub mod ops;
+pub mod redirect;
 pub mod serve;
 pub mod telemetry;
 pub mod tls;
@@ -47,13 +50,41 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let password = read_password()?;
             let (stores, sqlite) = app::open_stores(&config).await?;
             let auth = Authenticator::builder(config.engine, stores).build().await?;
-            let result = auth.create_user(&username, &password).await;
+            let cli_client = tessera::store::ClientInfo {
+                ip: None,
+                user_agent: Some("tessera user add".into()),
+            };
+            let result = auth.create_user(&username, &password, &cli_client).await;
             if let Some(sqlite) = sqlite {
                 sqlite.close().await;
             }
             let user = result.map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("created user {} ({})", user.username, user.id);
             Ok(())
+        }
+        Command::DevCert(args) => {
+            let now = tessera::Clock::now(&tessera::SystemClock);
+            let files = dev_cert::write(&args.out, &args.names, args.force, now)?;
+            println!(
+                "wrote {} and {} (self-signed, for development only)",
+                files.cert.display(),
+                files.key.display()
+            );
+            println!("serve HTTPS with:");
+            println!(
+                "  TESSERA_TLS__CERT={} TESSERA_TLS__KEY={} tessera serve --listen 127.0.0.1:8443",
+                files.cert.display(),
+                files.key.display()
+            );
+            println!(
+                "and trust it in clients, e.g. curl --cacert {} https://localhost:8443/healthz",
+                files.cert.display()
+            );
+            Ok(())
+        }
+        Command::Audit(args) => {
+            let config = load(&args.config, None)?;
+            audit::run(&args, &config).await
         }
         Command::Config(ConfigCommand::Check { config, listen }) => {
             let config = load(&config, listen)?;

@@ -32,7 +32,15 @@ pub fn describe_config(c: &Config) -> String {
         ("server.data_dir", c.data_dir.display().to_string()),
         ("server.public_url", c.public_url.clone().unwrap_or_else(|| "http://<listen>".into())),
         ("server.allowed_origins", c.allowed_origins.join(", ")),
-        ("server.trust_proxy_headers", c.trust_proxy_headers.to_string()),
+        (
+            "server.trusted_proxies",
+            c.trusted_proxies
+                .networks()
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
         ("server.request_timeout", d(c.request_timeout)),
         ("server.header_timeout", d(c.header_timeout)),
         ("server.shutdown_timeout", d(c.shutdown_timeout)),

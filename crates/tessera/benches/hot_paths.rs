@@ -20,6 +20,9 @@ use tessera::store::{ClientInfo, Stores};
 use tessera::token::{AccessTokens, Algorithm, KeySet, RevocationSet, SigningKey};
 use tessera::{Authenticator, Settings};
 
+/// A client with no address or user agent.
+const CLIENT: ClientInfo = ClientInfo { ip: None, user_agent: None };
+
 fn main() {
     divan::main();
 }
@@ -79,8 +82,8 @@ fn session_check_cached(bencher: divan::Bencher<'_, '_>) {
         let stores = Stores::memory().with_session_cache(1024);
         let auth = Authenticator::builder(settings, stores).build().await.unwrap();
         let password = SecretString::from("correct horse battery".to_owned());
-        let user = auth.register("alice", &password, None).await.unwrap();
-        let new = auth.start_session(&user, ClientInfo::default()).await.unwrap();
+        let user = auth.register("alice", &password, &CLIENT).await.unwrap();
+        let new = auth.start_session(&user, &CLIENT).await.unwrap();
         (auth, new.secret)
     });
     bencher.bench_local(|| runtime.block_on(auth.authenticate_session(&secret)).unwrap());

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::audit::{AuditEvent, AuditFilter, AuditKind};
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::crypto::{Digest, ServerSecret, sha256};
 use crate::csrf::CsrfTokens;
@@ -195,23 +196,48 @@ impl Authenticator {
 
     // --- users ------------------------------------------------------------------------------
 
-    /// Self-service registration from `ip`: refused with [`Error::RegistrationClosed`] unless
-    /// open, and throttled per IP (each registration costs a password hash).
+    /// Self-service registration by `client`: refused with [`Error::RegistrationClosed`]
+    /// unless open, and throttled per IP (each registration costs a password hash).
     pub async fn register(
         &self,
         username: &str,
         password: &SecretString,
-        ip: Option<&str>,
+        client: &ClientInfo,
+    ) -> Result<UserRecord, Error> {
+        let result = self.register_inner(username, password, client).await;
+        self.audit_result(AuditKind::Register, client, &result, |event, user| event.user(user))
+            .await;
+        result
+    }
+
+    async fn register_inner(
+        &self,
+        username: &str,
+        password: &SecretString,
+        client: &ClientInfo,
     ) -> Result<UserRecord, Error> {
         if !self.inner.settings.registration_open {
             return Err(Error::RegistrationClosed);
         }
-        self.inner.limiter.registration(ip)?;
-        self.create_user(username, password).await
+        self.inner.limiter.registration(client.ip.as_deref())?;
+        self.insert_new_user(username, password).await
     }
 
-    /// Creates a user whatever the registration setting (for administrators).
+    /// Creates a user whatever the registration setting (for administrators; audited as
+    /// `user_create` from `client`).
     pub async fn create_user(
+        &self,
+        username: &str,
+        password: &SecretString,
+        client: &ClientInfo,
+    ) -> Result<UserRecord, Error> {
+        let result = self.insert_new_user(username, password).await;
+        self.audit_result(AuditKind::UserCreate, client, &result, |event, user| event.user(user))
+            .await;
+        result
+    }
+
+    async fn insert_new_user(
         &self,
         username: &str,
         password: &SecretString,
@@ -240,17 +266,28 @@ impl Authenticator {
     }
 
     /// Checks a username and password for a login by `method`, with throttling by username
-    /// and by `ip`. The error is the same for an unknown user and a wrong password, and takes
-    /// the same time.
+    /// and by the client's IP. The error is the same for an unknown user and a wrong password,
+    /// and takes the same time.
+    ///
+    /// A failure is audited here; a success when the login's session or token family starts
+    /// ([`start_session`](Self::start_session), [`issue_tokens`](Self::issue_tokens)), so the
+    /// audit entry names it.
     pub async fn login(
         &self,
         method: AuthMethod,
         username: &str,
         password: &SecretString,
-        ip: Option<&str>,
+        client: &ClientInfo,
     ) -> Result<UserRecord, Error> {
         let started = Instant::now();
-        let result = self.check_password(username, password, ip).await;
+        let result = self.check_password(username, password, client.ip.as_deref()).await;
+        if let Err(e) = &result {
+            let tried = policy::normalize_username(username).ok();
+            let event = AuditEvent::failure(AuditKind::Login, self.now(), client, e.code())
+                .username(tried)
+                .method(method);
+            self.audit(event).await;
+        }
         let outcome = match &result {
             Ok(_) => LoginOutcome::Success,
             Err(Error::InvalidCredentials) => LoginOutcome::InvalidCredentials,
@@ -298,8 +335,21 @@ impl Authenticator {
         principal: &Principal,
         current: &SecretString,
         new: &SecretString,
-        ip: Option<&str>,
+        client: &ClientInfo,
     ) -> Result<(), Error> {
+        let result = self.change_password_inner(principal, current, new, client).await;
+        self.audit_result(AuditKind::PasswordChange, client, &result, |event, _| event).await;
+        result
+    }
+
+    async fn change_password_inner(
+        &self,
+        principal: &Principal,
+        current: &SecretString,
+        new: &SecretString,
+        client: &ClientInfo,
+    ) -> Result<(), Error> {
+        let ip = client.ip.as_deref();
         let inner = &self.inner;
         policy::check_password("new_password", new.expose_secret(), &principal.username)?;
         if new.expose_secret() == current.expose_secret() {
@@ -326,13 +376,19 @@ impl Authenticator {
 
     // --- sessions ---------------------------------------------------------------------------
 
-    /// Starts a session for a user who just logged in.
+    /// Starts a session for a user who just logged in (audited as a successful login).
     pub async fn start_session(
         &self,
         user: &UserRecord,
-        client: ClientInfo,
+        client: &ClientInfo,
     ) -> Result<NewSession, Error> {
-        self.inner.sessions.create(&user.id, &user.username, client).await
+        let session = self.inner.sessions.create(&user.id, &user.username, client.clone()).await?;
+        let event = AuditEvent::success(AuditKind::Login, self.now(), client)
+            .user(user)
+            .method(AuthMethod::Session)
+            .sid(&session.session.record.sid);
+        self.audit(event).await;
+        Ok(session)
     }
 
     /// Authenticates a request by its session cookie value (and renews the session).
@@ -359,8 +415,14 @@ impl Authenticator {
     }
 
     /// Ends the session a request came with (logout).
-    pub async fn end_session(&self, principal: &Principal) -> Result<(), Error> {
+    pub async fn end_session(
+        &self,
+        principal: &Principal,
+        client: &ClientInfo,
+    ) -> Result<(), Error> {
         self.inner.sessions.delete_for_user(&principal.user_id, &principal.sid).await?;
+        self.audit(AuditEvent::success(AuditKind::Logout, self.now(), client).principal(principal))
+            .await;
         Ok(())
     }
 
@@ -372,14 +434,21 @@ impl Authenticator {
 
     // --- tokens -----------------------------------------------------------------------------
 
-    /// Issues an access token and starts a refresh family for a user who just logged in.
+    /// Issues an access token and starts a refresh family for a user who just logged in
+    /// (audited as a successful login).
     pub async fn issue_tokens(
         &self,
         user: &UserRecord,
-        client: ClientInfo,
+        client: &ClientInfo,
     ) -> Result<TokenGrant, Error> {
-        let refresh = self.inner.refresh.start(&user.id, &user.username, client).await?;
-        self.grant(refresh)
+        let refresh = self.inner.refresh.start(&user.id, &user.username, client.clone()).await?;
+        let event = AuditEvent::success(AuditKind::Login, self.now(), client)
+            .user(user)
+            .method(AuthMethod::Token)
+            .sid(&refresh.family.sid);
+        let grant = self.grant(refresh)?;
+        self.audit(event).await;
+        Ok(grant)
     }
 
     fn grant(&self, refresh: IssuedRefreshToken) -> Result<TokenGrant, Error> {
@@ -413,8 +482,12 @@ impl Authenticator {
     /// A spent token presented again outside the retry grace revokes its whole family (the
     /// refresh tokens and every access token carrying its `sid`) and fails with
     /// [`Error::TokenReused`].
-    pub async fn refresh(&self, token: &SecretString) -> Result<TokenGrant, Error> {
-        let result = self.refresh_inner(token).await;
+    pub async fn refresh(
+        &self,
+        token: &SecretString,
+        client: &ClientInfo,
+    ) -> Result<TokenGrant, Error> {
+        let result = self.refresh_inner(token, client).await;
         let metric = match &result {
             Ok((_, retried)) if *retried => RefreshResult::Retried,
             Ok(_) => RefreshResult::Rotated,
@@ -423,10 +496,29 @@ impl Authenticator {
             Err(_) => RefreshResult::Rejected,
         };
         self.inner.metrics.refresh(metric);
+        match &result {
+            Ok((grant, _)) => {
+                let family = &grant.refresh.family;
+                let event = AuditEvent::success(AuditKind::Refresh, self.now(), client)
+                    .principal(&family_principal(family.user_id.clone(), family));
+                self.audit(event).await;
+            }
+            // Reuse is audited where the family is known.
+            Err(Error::TokenReused) => {}
+            Err(e) => {
+                let event = AuditEvent::failure(AuditKind::Refresh, self.now(), client, e.code())
+                    .method(AuthMethod::Token);
+                self.audit(event).await;
+            }
+        }
         result.map(|(grant, _)| grant)
     }
 
-    async fn refresh_inner(&self, token: &SecretString) -> Result<(TokenGrant, bool), Error> {
+    async fn refresh_inner(
+        &self,
+        token: &SecretString,
+        client: &ClientInfo,
+    ) -> Result<(TokenGrant, bool), Error> {
         let limiter = &self.inner.limiter;
         match self.inner.refresh.refresh(token, |family| limiter.refresh(&family.sid)).await? {
             RefreshOutcome::Rotated(next) => Ok((self.grant(next)?, false)),
@@ -437,7 +529,16 @@ impl Authenticator {
                     sid = %family.sid,
                     "refresh token reuse: revoking the whole family"
                 );
-                self.revoke_family(&family.sid, None).await?;
+                let revoked = self.revoke_family(&family.sid, None).await;
+                let event = AuditEvent::failure(
+                    AuditKind::RefreshReuse,
+                    self.now(),
+                    client,
+                    Error::TokenReused.code(),
+                )
+                .principal(&family_principal(family.user_id.clone(), &family));
+                self.audit(event).await;
+                revoked?;
                 Err(Error::TokenReused)
             }
         }
@@ -454,8 +555,12 @@ impl Authenticator {
     }
 
     /// RFC 7009 revocation of a refresh token or an access token: its family is revoked.
-    /// Unknown, malformed or foreign tokens are not an error.
-    pub async fn revoke_token(&self, token: &SecretString) -> Result<(), Error> {
+    /// Unknown, malformed or foreign tokens are not an error (and are audited without a user).
+    pub async fn revoke_token(
+        &self,
+        token: &SecretString,
+        client: &ClientInfo,
+    ) -> Result<(), Error> {
         let token = token.expose_secret();
         let sid = if token.contains('.') {
             match self.inner.access.verify_ignoring_expiry(token) {
@@ -463,11 +568,20 @@ impl Authenticator {
                 Err(_) => None,
             }
         } else {
-            self.refresh_token_family(&SecretString::from(token.to_owned())).await?
+            let hash = sha256(token.as_bytes());
+            self.inner.stores.refresh.find_refresh_token(&hash).await?.map(|(_, family)| family.sid)
         };
+        let mut event = AuditEvent::success(AuditKind::TokenRevoke, self.now(), client)
+            .method(AuthMethod::Token);
         if let Some(sid) = sid {
+            if let Some(family) = self.inner.stores.refresh.find_family(&sid).await? {
+                event = event.principal(&family_principal(family.user_id.clone(), &family));
+            } else {
+                event = event.sid(&sid);
+            }
             self.revoke_family(&sid, None).await?;
         }
+        self.audit(event).await;
         Ok(())
     }
 
@@ -545,19 +659,41 @@ impl Authenticator {
 
     /// Ends one of the caller's own sessions or token families by its public handle;
     /// [`Error::NotFound`] if it is not theirs (or does not exist).
-    pub async fn end_login(&self, principal: &Principal, id: &str) -> Result<(), Error> {
-        if self.inner.sessions.delete_for_user(&principal.user_id, id).await?.is_some() {
-            return Ok(());
-        }
-        if self.revoke_family(id, Some(&principal.user_id)).await? {
-            return Ok(());
-        }
-        Err(Error::NotFound)
+    pub async fn end_login(
+        &self,
+        principal: &Principal,
+        id: &str,
+        client: &ClientInfo,
+    ) -> Result<(), Error> {
+        let ended = if self.inner.sessions.delete_for_user(&principal.user_id, id).await?.is_some()
+        {
+            Some(AuthMethod::Session)
+        } else if self.revoke_family(id, Some(&principal.user_id)).await? {
+            Some(AuthMethod::Token)
+        } else {
+            None
+        };
+        let method = ended.ok_or(Error::NotFound)?;
+        // The event names the login that ended, not the one that asked.
+        let event = AuditEvent::success(AuditKind::LoginEnd, self.now(), client)
+            .principal(principal)
+            .method(method)
+            .sid(id);
+        self.audit(event).await;
+        Ok(())
     }
 
-    /// Logout everywhere: every session and token family of the user.
-    pub async fn end_all_logins(&self, user_id: &str) -> Result<(), Error> {
-        self.end_other_logins(user_id, None).await
+    /// Logout everywhere: every session and token family of the caller's user.
+    pub async fn end_all_logins(
+        &self,
+        principal: &Principal,
+        client: &ClientInfo,
+    ) -> Result<(), Error> {
+        self.end_other_logins(&principal.user_id, None).await?;
+        let event = AuditEvent::success(AuditKind::LogoutEverywhere, self.now(), client)
+            .principal(principal);
+        self.audit(event).await;
+        Ok(())
     }
 
     /// Ends every session and token family of the user but `keep_sid`. Access tokens are
@@ -583,6 +719,39 @@ impl Authenticator {
         self.revoke_sids(&late).await
     }
 
+    // --- audit ------------------------------------------------------------------------------
+
+    /// Appends `event` to the audit log. A failed write is logged and counted, and does not
+    /// fail the operation it records: by then the operation has happened.
+    async fn audit(&self, event: AuditEvent) {
+        if let Err(e) = self.inner.stores.audit.append_audit(&event).await {
+            self.inner.metrics.audit_write_failed();
+            tracing::error!(event = %event.kind, "audit event not stored: {e}");
+        }
+    }
+
+    /// Audits the outcome of an operation: `describe` adds what a success is about; a
+    /// validation failure is not an event worth keeping (nothing was attempted).
+    async fn audit_result<T>(
+        &self,
+        kind: AuditKind,
+        client: &ClientInfo,
+        result: &Result<T, Error>,
+        describe: impl FnOnce(AuditEvent, &T) -> AuditEvent,
+    ) {
+        let event = match result {
+            Ok(value) => describe(AuditEvent::success(kind, self.now(), client), value),
+            Err(Error::Validation { .. }) => return,
+            Err(e) => AuditEvent::failure(kind, self.now(), client, e.code()),
+        };
+        self.audit(event).await;
+    }
+
+    /// The newest audit events passing `filter`, newest first.
+    pub async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, Error> {
+        Ok(self.inner.stores.audit.query_audit(filter).await?)
+    }
+
     // --- operations -------------------------------------------------------------------------
 
     /// Answers whether every store is reachable.
@@ -591,11 +760,14 @@ impl Authenticator {
         self.inner.stores.sessions.ping().await
     }
 
-    /// Periodic upkeep: writes pending session renewals, deletes expired sessions, families
-    /// and revocations, and forgets stale throttling state.
+    /// Periodic upkeep: writes pending session renewals, deletes expired sessions, families,
+    /// revocations and audit events past their retention, and forgets stale throttling state.
     pub async fn maintain(&self) -> Result<(), StoreError> {
         let inner = &self.inner;
         let now = self.now();
+        if let Some(retention) = inner.settings.audit_retention {
+            inner.stores.audit.delete_audit_before(now.minus(retention)).await?;
+        }
         inner.limiter.sweep();
         inner.revoked.purge(now);
         inner.sessions.purge_expired().await?;
@@ -640,5 +812,16 @@ fn auth_outcome<T>(result: &Result<T, Error>) -> AuthOutcome {
         Ok(_) => AuthOutcome::Ok,
         Err(Error::Store(_) | Error::Internal(_)) => AuthOutcome::Error,
         Err(_) => AuthOutcome::Rejected,
+    }
+}
+
+/// The principal a refresh family stands for (to describe audit events about it).
+fn family_principal(user_id: String, family: &crate::store::FamilyRecord) -> Principal {
+    Principal {
+        user_id,
+        username: family.username.clone(),
+        method: AuthMethod::Token,
+        sid: family.sid.clone(),
+        expires_at: family.expires_at,
     }
 }

@@ -59,6 +59,26 @@ pub enum Error {
 }
 
 impl Error {
+    /// The API's problem code for this error (API.md "Error codes"); also the `reason` of a
+    /// failed audit event.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidCredentials => "invalid_credentials",
+            Error::RateLimited { .. } => "rate_limited",
+            Error::Unauthorized => "unauthorized",
+            Error::SessionExpired => "session_expired",
+            Error::TokenInvalid(_) => "token_invalid",
+            Error::TokenExpired => "token_expired",
+            Error::TokenReused => "token_reused",
+            Error::UsernameTaken => "username_taken",
+            Error::Validation { .. } => "validation_failed",
+            Error::RegistrationClosed => "registration_closed",
+            Error::NotFound => "not_found",
+            Error::Store(_) => "store_unavailable",
+            Error::Internal(_) => "internal_error",
+        }
+    }
+
     pub(crate) fn internal(message: impl Into<String>) -> Self {
         Error::Internal(message.into())
     }

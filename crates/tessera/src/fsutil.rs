@@ -69,13 +69,13 @@ fn write_private(path: &Path, bytes: &[u8], install: Install) -> Result<(), Erro
 }
 
 /// Writes `bytes` to `path`, replacing it, with mode 0600.
-pub(crate) fn replace_private_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+pub fn replace_private_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     write_private(path, bytes, Install::Replace)
 }
 
 /// Writes `bytes` to a new file at `path` with mode 0600; fails if `path` exists (a concurrent
 /// writer's file wins).
-pub(crate) fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+pub fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     write_private(path, bytes, Install::New)
 }
 

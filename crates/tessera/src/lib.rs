@@ -25,29 +25,36 @@
 //! let mut settings = Settings::new();
 //! # settings.password.params = tessera::password::Argon2Params { memory_kib: 64, iterations: 1, parallelism: 1 };
 //! let auth = Authenticator::builder(settings, Stores::memory()).build().await?;
+//! // Where each request came from: recorded in the session list and the audit log.
+//! let client = ClientInfo { ip: Some("192.0.2.7".into()), user_agent: Some("curl/8".into()) };
 //! let password = SecretString::from("correct horse battery".to_owned());
-//! auth.register("alice", &password, None).await?;
+//! auth.register("alice", &password, &client).await?;
 //!
 //! // Session login: the cookie value is `new.secret`.
-//! let user = auth.login(AuthMethod::Session, "alice", &password, None).await?;
-//! let new = auth.start_session(&user, ClientInfo::default()).await?;
+//! let user = auth.login(AuthMethod::Session, "alice", &password, &client).await?;
+//! let new = auth.start_session(&user, &client).await?;
 //! let (principal, _) = auth.authenticate_session(&new.secret).await?;
 //! assert_eq!(principal.username, "alice");
 //!
 //! // Token login: a JWT for every request, a refresh token to get the next one.
-//! let user = auth.login(AuthMethod::Token, "alice", &password, None).await?;
-//! let grant = auth.issue_tokens(&user, ClientInfo::default()).await?;
+//! let user = auth.login(AuthMethod::Token, "alice", &password, &client).await?;
+//! let grant = auth.issue_tokens(&user, &client).await?;
 //! let principal = auth.authenticate_token(&grant.access.token)?;
 //! assert_eq!(principal.method, AuthMethod::Token);
-//! let next = auth.refresh(&grant.refresh.token).await?;
+//! let next = auth.refresh(&grant.refresh.token, &client).await?;
 //!
 //! // Revoking the family makes its access tokens fail at once.
-//! auth.revoke_token(&next.refresh.token).await?;
+//! auth.revoke_token(&next.refresh.token, &client).await?;
 //! assert!(auth.authenticate_token(&next.access.token).is_err());
+//!
+//! // Each of those steps is in the audit log, newest first.
+//! let events = auth.audit_events(&tessera::audit::AuditFilter::default()).await?;
+//! assert_eq!(events[0].kind, tessera::audit::AuditKind::TokenRevoke);
 //! # Ok(())
 //! # }
 //! ```
 
+pub mod audit;
 pub mod authenticator;
 pub mod cache;
 pub mod clock;

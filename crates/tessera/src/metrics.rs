@@ -163,6 +163,7 @@ pub struct Metrics {
     authentication_seconds: [Histogram; 2],
     refreshes: [AtomicU64; RefreshResult::ALL.len()],
     registrations: AtomicU64,
+    audit_write_failures: AtomicU64,
 }
 
 impl Metrics {
@@ -191,6 +192,11 @@ impl Metrics {
     /// Records a registration.
     pub fn registration(&self) {
         self.registrations.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records an audit event that could not be stored.
+    pub fn audit_write_failed(&self) {
+        self.audit_write_failures.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Appends every series in the Prometheus text format.
@@ -235,6 +241,17 @@ impl Metrics {
             out,
             "tessera_registrations_total {}",
             self.registrations.load(Ordering::Relaxed)
+        );
+        header(
+            out,
+            "tessera_audit_write_failures_total",
+            "counter",
+            "Audit events that could not be stored.",
+        );
+        let _ = writeln!(
+            out,
+            "tessera_audit_write_failures_total {}",
+            self.audit_write_failures.load(Ordering::Relaxed)
         );
     }
 }

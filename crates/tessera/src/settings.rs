@@ -18,6 +18,8 @@ pub struct Settings {
     pub password: PasswordSettings,
     /// Self-service registration (`POST /v1/users`) is allowed.
     pub registration_open: bool,
+    /// Audit events older than this are deleted by upkeep (`None`: kept forever).
+    pub audit_retention: Option<Duration>,
 }
 
 /// Session lifetimes.
@@ -129,7 +131,8 @@ impl Settings {
             ("token.refresh_family_lifetime", self.token.refresh_family_lifetime),
             ("limits.failure_window", self.limits.failure_window),
         ];
-        for (key, value) in positive {
+        let retention = self.audit_retention.map(|r| ("audit.retention", r));
+        for (key, value) in positive.into_iter().chain(retention) {
             if value < Duration::from_secs(1) {
                 return Err((key, "must be at least 1s".into()));
             }

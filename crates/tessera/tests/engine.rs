@@ -367,27 +367,30 @@ fn pw(s: &str) -> SecretString {
 
 const PASSWORD: &str = "correct horse battery";
 
+/// A client with no address or user agent.
+const CLIENT: ClientInfo = ClientInfo { ip: None, user_agent: None };
+
 #[tokio::test]
 async fn registration_normalises_and_refuses_duplicates() {
     let h = harness(|_| {}).await;
-    let user = h.auth.register("Alice", &pw(PASSWORD), None).await.unwrap();
+    let user = h.auth.register("Alice", &pw(PASSWORD), &CLIENT).await.unwrap();
     assert_eq!(user.username, "alice");
     assert!(user.password_hash.starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
     assert!(matches!(
-        h.auth.register("ALICE", &pw(PASSWORD), None).await,
+        h.auth.register("ALICE", &pw(PASSWORD), &CLIENT).await,
         Err(Error::UsernameTaken)
     ));
     assert!(matches!(
-        h.auth.register("bob", &pw("bob"), None).await,
+        h.auth.register("bob", &pw("bob"), &CLIENT).await,
         Err(Error::Validation { field: "password", .. })
     ));
     let closed = harness(|s| s.registration_open = false).await;
     assert!(matches!(
-        closed.auth.register("carol", &pw(PASSWORD), None).await,
+        closed.auth.register("carol", &pw(PASSWORD), &CLIENT).await,
         Err(Error::RegistrationClosed)
     ));
     assert!(
-        closed.auth.create_user("carol", &pw(PASSWORD)).await.is_ok(),
+        closed.auth.create_user("carol", &pw(PASSWORD), &CLIENT).await.is_ok(),
         "administrators still can"
     );
 }
@@ -395,33 +398,33 @@ async fn registration_normalises_and_refuses_duplicates() {
 #[tokio::test]
 async fn logins_are_throttled_per_username_and_unlock_after_the_window() {
     let h = harness(|_| {}).await;
-    h.auth.register("alice", &pw(PASSWORD), None).await.unwrap();
+    h.auth.register("alice", &pw(PASSWORD), &CLIENT).await.unwrap();
     for _ in 0..5 {
-        let r = h.auth.login(AuthMethod::Session, "alice", &pw("wrong password"), None).await;
+        let r = h.auth.login(AuthMethod::Session, "alice", &pw("wrong password"), &CLIENT).await;
         assert!(matches!(r, Err(Error::InvalidCredentials)));
     }
-    let locked = h.auth.login(AuthMethod::Session, "alice", &pw(PASSWORD), None).await;
+    let locked = h.auth.login(AuthMethod::Session, "alice", &pw(PASSWORD), &CLIENT).await;
     assert!(
         matches!(locked, Err(Error::RateLimited { retry_after }) if retry_after == Duration::from_secs(900))
     );
     // An unknown user fails the same way and is throttled too.
     assert!(matches!(
-        h.auth.login(AuthMethod::Token, "nobody", &pw(PASSWORD), None).await,
+        h.auth.login(AuthMethod::Token, "nobody", &pw(PASSWORD), &CLIENT).await,
         Err(Error::InvalidCredentials)
     ));
     h.clock.advance(Duration::from_secs(900));
-    assert!(h.auth.login(AuthMethod::Session, "ALICE", &pw(PASSWORD), None).await.is_ok());
+    assert!(h.auth.login(AuthMethod::Session, "ALICE", &pw(PASSWORD), &CLIENT).await.is_ok());
 }
 
 #[tokio::test]
 async fn concurrent_guesses_get_no_more_tries_than_sequential_ones() {
     let h = harness(|_| {}).await;
-    h.auth.register("alice", &pw(PASSWORD), None).await.unwrap();
+    h.auth.register("alice", &pw(PASSWORD), &CLIENT).await.unwrap();
     let mut guesses = Vec::new();
     for i in 0..12 {
         let auth = h.auth.clone();
         guesses.push(tokio::spawn(async move {
-            auth.login(AuthMethod::Token, "alice", &pw(&format!("guess number {i}")), None).await
+            auth.login(AuthMethod::Token, "alice", &pw(&format!("guess number {i}")), &CLIENT).await
         }));
     }
     let mut checked = 0;
@@ -434,7 +437,7 @@ async fn concurrent_guesses_get_no_more_tries_than_sequential_ones() {
     }
     assert!(checked <= 5, "{checked} passwords were checked");
     assert!(matches!(
-        h.auth.login(AuthMethod::Token, "alice", &pw(PASSWORD), None).await,
+        h.auth.login(AuthMethod::Token, "alice", &pw(PASSWORD), &CLIENT).await,
         Err(Error::RateLimited { .. })
     ));
 }
@@ -448,16 +451,16 @@ async fn revocation_fails_closed_when_the_store_cannot_write() {
     let mut settings = Settings::new();
     settings.password.params = Argon2Params { memory_kib: 64, iterations: 1, parallelism: 1 };
     let auth = Authenticator::builder(settings, Stores::single(store)).build().await.unwrap();
-    let user = auth.register("alice", &pw(PASSWORD), None).await.unwrap();
-    let first = auth.issue_tokens(&user, ClientInfo::default()).await.unwrap();
-    let second = auth.refresh(&first.refresh.token).await.unwrap();
-    auth.refresh(&second.refresh.token).await.unwrap();
+    let user = auth.register("alice", &pw(PASSWORD), &CLIENT).await.unwrap();
+    let first = auth.issue_tokens(&user, &CLIENT).await.unwrap();
+    let second = auth.refresh(&first.refresh.token, &CLIENT).await.unwrap();
+    auth.refresh(&second.refresh.token, &CLIENT).await.unwrap();
 
     // Another connection holds the write lock: every write of the server times out.
     let mut blocker =
         sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.unwrap();
     sqlx::raw_sql("BEGIN EXCLUSIVE").execute(&mut blocker).await.unwrap();
-    let reuse = auth.refresh(&first.refresh.token).await;
+    let reuse = auth.refresh(&first.refresh.token, &CLIENT).await;
     assert!(matches!(reuse, Err(Error::Store(_))), "{reuse:?}");
     assert!(
         matches!(auth.authenticate_token(&second.access.token), Err(Error::TokenInvalid(_))),
@@ -475,33 +478,36 @@ async fn changed_argon2_parameters_rehash_on_login() {
         settings.password.params = Argon2Params { memory_kib: m, iterations: 1, parallelism: 1 };
         Authenticator::builder(settings, Stores::single(store.clone())).build()
     };
-    build(64).await.unwrap().register("alice", &pw(PASSWORD), None).await.unwrap();
+    build(64).await.unwrap().register("alice", &pw(PASSWORD), &CLIENT).await.unwrap();
     let stronger = build(128).await.unwrap();
-    let user = stronger.login(AuthMethod::Session, "alice", &pw(PASSWORD), None).await.unwrap();
+    let user = stronger.login(AuthMethod::Session, "alice", &pw(PASSWORD), &CLIENT).await.unwrap();
     assert!(user.password_hash.contains("m=128,"));
     let stored = store.find_user_by_username("alice").await.unwrap().unwrap();
     assert!(stored.password_hash.contains("m=128,"), "the new hash is stored");
-    assert!(stronger.login(AuthMethod::Session, "alice", &pw(PASSWORD), None).await.is_ok());
+    assert!(stronger.login(AuthMethod::Session, "alice", &pw(PASSWORD), &CLIENT).await.is_ok());
 }
 
 #[tokio::test]
 async fn token_reuse_revokes_the_family_and_its_access_tokens_at_once() {
     let h = harness(|_| {}).await;
-    let user = h.auth.register("alice", &pw(PASSWORD), None).await.unwrap();
-    let first = h.auth.issue_tokens(&user, ClientInfo::default()).await.unwrap();
-    let other = h.auth.issue_tokens(&user, ClientInfo::default()).await.unwrap();
-    let second = h.auth.refresh(&first.refresh.token).await.unwrap();
+    let user = h.auth.register("alice", &pw(PASSWORD), &CLIENT).await.unwrap();
+    let first = h.auth.issue_tokens(&user, &CLIENT).await.unwrap();
+    let other = h.auth.issue_tokens(&user, &CLIENT).await.unwrap();
+    let second = h.auth.refresh(&first.refresh.token, &CLIENT).await.unwrap();
     // Within the grace and before the successor is used: the same successor comes back.
-    let retried = h.auth.refresh(&first.refresh.token).await.unwrap();
+    let retried = h.auth.refresh(&first.refresh.token, &CLIENT).await.unwrap();
     assert_eq!(retried.refresh.token.expose_secret(), second.refresh.token.expose_secret());
-    let third = h.auth.refresh(&second.refresh.token).await.unwrap();
+    let third = h.auth.refresh(&second.refresh.token, &CLIENT).await.unwrap();
     assert!(h.auth.authenticate_token(&third.access.token).is_ok());
 
-    assert!(matches!(h.auth.refresh(&first.refresh.token).await, Err(Error::TokenReused)));
+    assert!(matches!(h.auth.refresh(&first.refresh.token, &CLIENT).await, Err(Error::TokenReused)));
     for access in [&first.access.token, &second.access.token, &third.access.token] {
         assert!(matches!(h.auth.authenticate_token(access), Err(Error::TokenInvalid(_))));
     }
-    assert!(matches!(h.auth.refresh(&third.refresh.token).await, Err(Error::TokenInvalid(_))));
+    assert!(matches!(
+        h.auth.refresh(&third.refresh.token, &CLIENT).await,
+        Err(Error::TokenInvalid(_))
+    ));
     assert!(h.auth.authenticate_token(&other.access.token).is_ok(), "other logins are untouched");
 }
 
@@ -525,9 +531,9 @@ async fn revocations_survive_a_restart_until_the_tokens_expire() {
     };
     let store = Arc::new(SqliteStore::open(&path).await.unwrap());
     let auth = build(store.clone()).await.unwrap();
-    let user = auth.register("alice", &pw(PASSWORD), None).await.unwrap();
-    let grant = auth.issue_tokens(&user, ClientInfo::default()).await.unwrap();
-    auth.revoke_token(&SecretString::from(grant.access.token.clone())).await.unwrap();
+    let user = auth.register("alice", &pw(PASSWORD), &CLIENT).await.unwrap();
+    let grant = auth.issue_tokens(&user, &CLIENT).await.unwrap();
+    auth.revoke_token(&SecretString::from(grant.access.token.clone()), &CLIENT).await.unwrap();
     store.close().await;
 
     let store = Arc::new(SqliteStore::open(&path).await.unwrap());
@@ -536,15 +542,18 @@ async fn revocations_survive_a_restart_until_the_tokens_expire() {
         restarted.authenticate_token(&grant.access.token),
         Err(Error::TokenInvalid(_))
     ));
-    assert!(matches!(restarted.refresh(&grant.refresh.token).await, Err(Error::TokenInvalid(_))));
+    assert!(matches!(
+        restarted.refresh(&grant.refresh.token, &CLIENT).await,
+        Err(Error::TokenInvalid(_))
+    ));
 }
 
 #[tokio::test]
 async fn secrets_never_show_in_debug_output() {
     let h = harness(|_| {}).await;
-    let user = h.auth.register("alice", &pw(PASSWORD), None).await.unwrap();
-    let session = h.auth.start_session(&user, ClientInfo::default()).await.unwrap();
-    let grant = h.auth.issue_tokens(&user, ClientInfo::default()).await.unwrap();
+    let user = h.auth.register("alice", &pw(PASSWORD), &CLIENT).await.unwrap();
+    let session = h.auth.start_session(&user, &CLIENT).await.unwrap();
+    let grant = h.auth.issue_tokens(&user, &CLIENT).await.unwrap();
     let printed = format!("{user:?} {session:?} {grant:?} {:?}", h.auth);
     for secret in [
         user.password_hash.as_str(),
@@ -561,16 +570,16 @@ async fn secrets_never_show_in_debug_output() {
 #[tokio::test]
 async fn password_change_ends_every_other_login() {
     let h = harness(|_| {}).await;
-    let user = h.auth.register("alice", &pw(PASSWORD), None).await.unwrap();
-    let here = h.auth.start_session(&user, ClientInfo::default()).await.unwrap();
-    let elsewhere = h.auth.start_session(&user, ClientInfo::default()).await.unwrap();
-    let tokens = h.auth.issue_tokens(&user, ClientInfo::default()).await.unwrap();
+    let user = h.auth.register("alice", &pw(PASSWORD), &CLIENT).await.unwrap();
+    let here = h.auth.start_session(&user, &CLIENT).await.unwrap();
+    let elsewhere = h.auth.start_session(&user, &CLIENT).await.unwrap();
+    let tokens = h.auth.issue_tokens(&user, &CLIENT).await.unwrap();
     let (me, _) = h.auth.authenticate_session(&here.secret).await.unwrap();
 
     let wrong =
-        h.auth.change_password(&me, &pw("not it at all"), &pw("a new passphrase"), None).await;
+        h.auth.change_password(&me, &pw("not it at all"), &pw("a new passphrase"), &CLIENT).await;
     assert!(matches!(wrong, Err(Error::InvalidCredentials)));
-    h.auth.change_password(&me, &pw(PASSWORD), &pw("a new passphrase"), None).await.unwrap();
+    h.auth.change_password(&me, &pw(PASSWORD), &pw("a new passphrase"), &CLIENT).await.unwrap();
 
     assert!(h.auth.authenticate_session(&here.secret).await.is_ok(), "the caller stays");
     assert!(matches!(
@@ -578,18 +587,18 @@ async fn password_change_ends_every_other_login() {
         Err(Error::Unauthorized)
     ));
     assert!(h.auth.authenticate_token(&tokens.access.token).is_err());
-    assert!(h.auth.refresh(&tokens.refresh.token).await.is_err());
-    assert!(h.auth.login(AuthMethod::Session, "alice", &pw(PASSWORD), None).await.is_err());
+    assert!(h.auth.refresh(&tokens.refresh.token, &CLIENT).await.is_err());
+    assert!(h.auth.login(AuthMethod::Session, "alice", &pw(PASSWORD), &CLIENT).await.is_err());
     assert!(
-        h.auth.login(AuthMethod::Session, "alice", &pw("a new passphrase"), None).await.is_ok()
+        h.auth.login(AuthMethod::Session, "alice", &pw("a new passphrase"), &CLIENT).await.is_ok()
     );
 }
 
 #[tokio::test]
 async fn sessions_renew_on_use_and_renewals_reach_the_store() {
     let h = harness(|_| {}).await;
-    let user = h.auth.register("alice", &pw(PASSWORD), None).await.unwrap();
-    let new = h.auth.start_session(&user, ClientInfo::default()).await.unwrap();
+    let user = h.auth.register("alice", &pw(PASSWORD), &CLIENT).await.unwrap();
+    let new = h.auth.start_session(&user, &CLIENT).await.unwrap();
     for _ in 0..4 {
         h.clock.advance(Duration::from_secs(25 * 60));
         h.auth.authenticate_session(&new.secret).await.unwrap();
@@ -609,22 +618,25 @@ async fn sessions_renew_on_use_and_renewals_reach_the_store() {
 #[tokio::test]
 async fn listing_shows_both_kinds_and_ending_one_is_limited_to_the_owner() {
     let h = harness(|_| {}).await;
-    let alice = h.auth.register("alice", &pw(PASSWORD), None).await.unwrap();
-    let bob = h.auth.register("bob", &pw(PASSWORD), None).await.unwrap();
-    let session = h.auth.start_session(&alice, ClientInfo::default()).await.unwrap();
+    let alice = h.auth.register("alice", &pw(PASSWORD), &CLIENT).await.unwrap();
+    let bob = h.auth.register("bob", &pw(PASSWORD), &CLIENT).await.unwrap();
+    let session = h.auth.start_session(&alice, &CLIENT).await.unwrap();
     h.clock.advance(Duration::from_secs(1));
-    let tokens = h.auth.issue_tokens(&alice, ClientInfo::default()).await.unwrap();
-    let bobs = h.auth.issue_tokens(&bob, ClientInfo::default()).await.unwrap();
+    let tokens = h.auth.issue_tokens(&alice, &CLIENT).await.unwrap();
+    let bobs = h.auth.issue_tokens(&bob, &CLIENT).await.unwrap();
     let me = h.auth.authenticate_token(&tokens.access.token).unwrap();
     let list = h.auth.list_logins(&me).await.unwrap();
     assert_eq!(list.len(), 2);
     assert_eq!(list[0].method, AuthMethod::Session);
     assert_eq!(list[1].method, AuthMethod::Token);
     assert!(list[1].current && !list[0].current);
-    assert!(matches!(h.auth.end_login(&me, &bobs.refresh.family.sid).await, Err(Error::NotFound)));
+    assert!(matches!(
+        h.auth.end_login(&me, &bobs.refresh.family.sid, &CLIENT).await,
+        Err(Error::NotFound)
+    ));
     assert!(h.auth.authenticate_token(&bobs.access.token).is_ok(), "bob's family untouched");
-    h.auth.end_login(&me, &session.session.record.sid).await.unwrap();
+    h.auth.end_login(&me, &session.session.record.sid, &CLIENT).await.unwrap();
     assert!(h.auth.authenticate_session(&session.secret).await.is_err());
-    h.auth.end_all_logins(&alice.id).await.unwrap();
+    h.auth.end_all_logins(&me, &CLIENT).await.unwrap();
     assert!(h.auth.authenticate_token(&tokens.access.token).is_err());
 }

@@ -57,12 +57,7 @@ pub(super) async fn login(
 ) -> Result<Response, ApiError> {
     let auth = &state.auth;
     let user = auth
-        .login(
-            AuthMethod::Session,
-            &credentials.username,
-            &credentials.password,
-            client.ip.as_deref(),
-        )
+        .login(AuthMethod::Session, &credentials.username, &credentials.password, &client)
         .await?;
     // A login replaces whatever session this browser had: end the old one server-side too.
     if let Some(digest) =
@@ -71,7 +66,7 @@ pub(super) async fn login(
     {
         tracing::warn!("could not end the replaced session: {e}");
     }
-    let new = auth.start_session(&user, client).await?;
+    let new = auth.start_session(&user, &client).await?;
     let max_age = auth.settings().session.absolute_lifetime.as_secs();
     let cookie = CookieKind::Session.set(&state.http, new.secret.expose_secret(), max_age);
     Ok(([(header::SET_COOKIE, cookie)], session_body(&state, &new.session)).into_response())
@@ -90,8 +85,9 @@ pub(super) async fn current(
 pub(super) async fn logout(
     State(state): State<TesseraState>,
     SessionUser(user): SessionUser,
+    Client(client): Client,
 ) -> Result<Response, ApiError> {
-    state.auth.end_session(&user.principal).await?;
+    state.auth.end_session(&user.principal, &client).await?;
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, CookieKind::Session.clear(&state.http))])
         .into_response())
 }
@@ -164,11 +160,12 @@ fn no_content_with(headers: Vec<(header::HeaderName, http::HeaderValue)>) -> Res
 pub(super) async fn end_one(
     State(state): State<TesseraState>,
     user: AuthUser,
+    Client(client): Client,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     // A handle that is not even valid UTF-8 cannot name a login.
     let Path(id) = path.map_err(|_| ApiError::NotFound)?;
-    state.auth.end_login(&user.principal, &id).await?;
+    state.auth.end_login(&user.principal, &id, &client).await?;
     let cookies = if id == user.principal.sid {
         clear_caller_cookies(&state, user.source)
     } else {
@@ -180,7 +177,8 @@ pub(super) async fn end_one(
 pub(super) async fn logout_everywhere(
     State(state): State<TesseraState>,
     user: AuthUser,
+    Client(client): Client,
 ) -> Result<Response, ApiError> {
-    state.auth.end_all_logins(&user.principal.user_id).await?;
+    state.auth.end_all_logins(&user.principal, &client).await?;
     Ok(no_content_with(clear_caller_cookies(&state, user.source)))
 }

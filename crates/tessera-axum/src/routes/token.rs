@@ -98,14 +98,9 @@ pub(super) async fn login(
     let delivery = delivery(&uri)?.unwrap_or(Delivery::Body);
     let auth = &state.auth;
     let user = auth
-        .login(
-            AuthMethod::Token,
-            &credentials.username,
-            &credentials.password,
-            client.ip.as_deref(),
-        )
+        .login(AuthMethod::Token, &credentials.username, &credentials.password, &client)
         .await?;
-    let grant = auth.issue_tokens(&user, client).await?;
+    let grant = auth.issue_tokens(&user, &client).await?;
     Ok(grant_response(&state, grant, delivery))
 }
 
@@ -133,6 +128,7 @@ fn optional_body<T: serde::de::DeserializeOwned>(
 
 pub(super) async fn refresh(
     State(state): State<TesseraState>,
+    Client(client): Client,
     uri: Uri,
     headers: HeaderMap,
     RawBody(bytes): RawBody,
@@ -154,7 +150,7 @@ pub(super) async fn refresh(
         check_csrf_token(&headers, &state, &sid)?;
     }
     let delivery = requested.unwrap_or(if from_cookie { Delivery::Cookie } else { Delivery::Body });
-    match state.auth.refresh(&token).await {
+    match state.auth.refresh(&token, &client).await {
         Ok(grant) => Ok(grant_response(&state, grant, delivery)),
         Err(e)
             if from_cookie
@@ -180,12 +176,13 @@ struct RevokeRequest {
 
 pub(super) async fn revoke(
     State(state): State<TesseraState>,
+    Client(client): Client,
     headers: HeaderMap,
     RawBody(bytes): RawBody,
 ) -> Result<Response, ApiError> {
     let body: Option<RevokeRequest> = optional_body(&headers, &bytes)?;
     if let Some(token) = body.and_then(|b| b.token) {
-        state.auth.revoke_token(&token).await?;
+        state.auth.revoke_token(&token, &client).await?;
         return Ok(StatusCode::OK.into_response());
     }
     // Cookie mode: no body, the refresh cookie names the login to end (a CSRF-checked logout).
@@ -195,7 +192,7 @@ pub(super) async fn revoke(
     let token = SecretString::from(cookie.to_owned());
     if let Some(sid) = state.auth.refresh_token_family(&token).await? {
         check_csrf_token(&headers, &state, &sid)?;
-        state.auth.revoke_token(&token).await?;
+        state.auth.revoke_token(&token, &client).await?;
     }
     let mut response = StatusCode::OK.into_response();
     for cookie in [CookieKind::Access.clear(&state.http), CookieKind::Refresh.clear(&state.http)] {

@@ -30,7 +30,7 @@ pub(super) async fn register(
     Client(client): Client,
     ApiJson(body): ApiJson<NewUser>,
 ) -> Result<(StatusCode, Json<UserBody>), ApiError> {
-    let user = state.auth.register(&body.username, &body.password, client.ip.as_deref()).await?;
+    let user = state.auth.register(&body.username, &body.password, &client).await?;
     let body = UserBody { id: user.id, username: user.username, created_at: user.created_at };
     Ok((StatusCode::CREATED, Json(body)))
 }
@@ -67,12 +67,7 @@ pub(super) async fn change_password(
 ) -> Result<StatusCode, ApiError> {
     state
         .auth
-        .change_password(
-            &user.principal,
-            &body.current_password,
-            &body.new_password,
-            client.ip.as_deref(),
-        )
+        .change_password(&user.principal, &body.current_password, &body.new_password, &client)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -147,7 +147,8 @@ async fn registrations_have_a_per_ip_budget_of_their_own() {
 async fn behind_a_proxy_only_the_address_the_proxy_saw_counts() {
     let app = spawn_app_with(|c| {
         c.limits.ip_per_minute = Some(2);
-        c.server.trust_proxy_headers = Some(true);
+        c.server.trusted_proxies =
+            Some(tessera_server::config::StringList(vec!["127.0.0.1".into()]));
     })
     .await;
     app.user("alice").await;

@@ -1,4 +1,4 @@
-//! HTTPS in the process: `server.tls_cert` + `server.tls_key` (a self-signed test certificate
+//! HTTPS in the process: `[tls] cert` + `key` (a self-signed test certificate
 //! for 127.0.0.1 in tests/fixtures, never used anywhere else).
 
 use std::path::PathBuf;
@@ -36,8 +36,8 @@ async fn https(app: &TestApp, request: &str) -> String {
 }
 
 fn with_tls(raw: &mut tessera_server::config::RawConfig) {
-    raw.server.tls_cert = Some(fixture("test-cert.pem"));
-    raw.server.tls_key = Some(fixture("test-key.pem"));
+    raw.tls.cert = Some(fixture("test-cert.pem"));
+    raw.tls.key = Some(fixture("test-key.pem"));
     raw.cookie.secure = Some(true);
 }
 
@@ -79,19 +79,19 @@ async fn tls_files_are_checked_at_start() {
     use tessera_server::config::{Config, RawConfig};
     let mut raw = RawConfig::default();
     raw.server.listen = Some("127.0.0.1:0".into());
-    raw.server.tls_cert = Some(fixture("test-cert.pem"));
+    raw.tls.cert = Some(fixture("test-cert.pem"));
     let error = Config::from_raw(raw).unwrap_err().to_string();
-    assert!(error.starts_with("server.tls_key"), "{error}");
+    assert!(error.starts_with("tls.key"), "{error}");
 
     let dir = tempfile::tempdir().unwrap();
     let mut raw = RawConfig::default();
     raw.server.listen = Some("127.0.0.1:0".into());
     raw.server.data_dir = Some(dir.path().to_owned());
-    raw.server.tls_cert = Some(fixture("test-key.pem"));
-    raw.server.tls_key = Some(fixture("test-key.pem"));
+    raw.tls.cert = Some(fixture("test-key.pem"));
+    raw.tls.key = Some(fixture("test-key.pem"));
     let config = Config::from_raw(raw).unwrap();
     let error = format!("{:#}", tessera_server::Application::build(config).await.unwrap_err());
-    assert!(error.contains("server.tls_cert"), "{error}");
+    assert!(error.contains("tls.cert"), "{error}");
 }
 
 #[tokio::test]

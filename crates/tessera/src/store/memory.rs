@@ -1,15 +1,16 @@
 //! An in-memory implementation of every store trait: one mutex over plain maps. For unit tests
 //! and experiments; nothing survives the process.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
 use super::{
-    FamilyRecord, RefreshStore, RefreshTokenRecord, RevocationStore, Rotation, SessionRecord,
-    SessionStore, StoreError, UserRecord, UserStore,
+    AuditStore, FamilyRecord, RefreshStore, RefreshTokenRecord, RevocationStore, Rotation,
+    SessionRecord, SessionStore, StoreError, UserRecord, UserStore,
 };
+use crate::audit::{AuditEvent, AuditFilter};
 use crate::clock::Timestamp;
 use crate::crypto::Digest;
 
@@ -27,7 +28,11 @@ struct Inner {
     families: HashMap<String, FamilyRecord>,
     refresh_tokens: HashMap<Digest, RefreshTokenRecord>,
     revocations: HashMap<String, Timestamp>,
+    audit: VecDeque<AuditEvent>,
 }
+
+/// The memory store keeps the newest this many audit events.
+const AUDIT_CAPACITY: usize = 100_000;
 
 impl std::fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -322,5 +327,35 @@ impl RevocationStore for MemoryStore {
         let before = inner.revocations.len();
         inner.revocations.retain(|_, until| *until > now);
         Ok((before - inner.revocations.len()) as u64)
+    }
+}
+
+#[async_trait]
+impl AuditStore for MemoryStore {
+    async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        if inner.audit.len() == AUDIT_CAPACITY {
+            inner.audit.pop_front();
+        }
+        inner.audit.push_back(event.clone());
+        Ok(())
+    }
+
+    async fn query_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError> {
+        let inner = self.lock()?;
+        // Appended in arrival order; a stable sort keeps that order among equal times.
+        let mut events: Vec<AuditEvent> =
+            inner.audit.iter().filter(|e| filter.matches(e)).cloned().collect();
+        events.sort_by_key(|e| e.at);
+        events.reverse();
+        events.truncate(filter.limit as usize);
+        Ok(events)
+    }
+
+    async fn delete_audit_before(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
+        let mut inner = self.lock()?;
+        let before = inner.audit.len();
+        inner.audit.retain(|e| e.at >= cutoff);
+        Ok((before - inner.audit.len()) as u64)
     }
 }

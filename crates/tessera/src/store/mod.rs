@@ -1,5 +1,5 @@
 //! Persistence behind small traits, one per kind of state: users, sessions, refresh-token
-//! families and revocations. The engine only ever talks to these traits; each backend
+//! families, revocations and the audit log. The engine only ever talks to these traits; each backend
 //! (in-memory for tests, SQLite as the embedded default) implements them in its own module.
 //!
 //! Records never hold a usable secret: session ids and refresh tokens appear only as their
@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::audit::{AuditEvent, AuditFilter};
 use crate::clock::Timestamp;
 use crate::crypto::Digest;
 
@@ -272,6 +273,17 @@ pub trait RevocationStore: Send + Sync + fmt::Debug {
     async fn delete_expired_revocations(&self, now: Timestamp) -> Result<u64, StoreError>;
 }
 
+/// The audit log: append-only, read back by filter, trimmed by age.
+#[async_trait]
+pub trait AuditStore: Send + Sync + fmt::Debug {
+    /// Appends one event.
+    async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError>;
+    /// The newest events passing `filter`, newest first, at most `filter.limit`.
+    async fn query_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError>;
+    /// Deletes events older than `cutoff`.
+    async fn delete_audit_before(&self, cutoff: Timestamp) -> Result<u64, StoreError>;
+}
+
 /// The set of stores an [`Authenticator`](crate::Authenticator) works on.
 #[derive(Debug, Clone)]
 pub struct Stores {
@@ -283,19 +295,22 @@ pub struct Stores {
     pub refresh: Arc<dyn RefreshStore>,
     /// Revocations.
     pub revocations: Arc<dyn RevocationStore>,
+    /// The audit log.
+    pub audit: Arc<dyn AuditStore>,
 }
 
 impl Stores {
-    /// All four kinds of state in one backend.
+    /// Every kind of state in one backend.
     pub fn single<S>(store: Arc<S>) -> Self
     where
-        S: UserStore + SessionStore + RefreshStore + RevocationStore + 'static,
+        S: UserStore + SessionStore + RefreshStore + RevocationStore + AuditStore + 'static,
     {
         Stores {
             users: store.clone(),
             sessions: store.clone(),
             refresh: store.clone(),
-            revocations: store,
+            revocations: store.clone(),
+            audit: store,
         }
     }
 

@@ -15,15 +15,18 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::{
-    ClientInfo, FamilyRecord, RefreshStore, RefreshTokenRecord, RevocationStore, Rotation,
-    SessionRecord, SessionStore, StoreError, UserRecord, UserStore,
+    AuditStore, ClientInfo, FamilyRecord, RefreshStore, RefreshTokenRecord, RevocationStore,
+    Rotation, SessionRecord, SessionStore, StoreError, UserRecord, UserStore,
 };
+use crate::audit::{AuditEvent, AuditFilter, AuditKind, AuditOutcome};
 use crate::clock::Timestamp;
 use crate::crypto::Digest;
+use crate::principal::AuthMethod;
 
 /// Schema migrations, applied in order; the index + 1 is the `user_version` after each.
 /// Never edit a released entry: append a new one.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE users (
     id            TEXT PRIMARY KEY NOT NULL,
     username      TEXT NOT NULL UNIQUE,
@@ -66,7 +69,26 @@ CREATE TABLE revocations (
     sid   TEXT PRIMARY KEY NOT NULL,
     until INTEGER NOT NULL
 ) WITHOUT ROWID;
-"#];
+"#,
+    r#"
+CREATE TABLE audit_events (
+    id         INTEGER PRIMARY KEY,
+    at         INTEGER NOT NULL,
+    event      TEXT NOT NULL,
+    outcome    TEXT NOT NULL,
+    reason     TEXT,
+    user_id    TEXT,
+    username   TEXT,
+    method     TEXT,
+    sid        TEXT,
+    ip         TEXT,
+    user_agent TEXT
+);
+CREATE INDEX audit_events_at ON audit_events(at);
+CREATE INDEX audit_events_username ON audit_events(username, at);
+CREATE INDEX audit_events_user_id ON audit_events(user_id, at);
+"#,
+];
 
 /// The columns of a session row, in the order `session_from_row` reads them by name.
 macro_rules! session_columns {
@@ -624,6 +646,88 @@ impl RevocationStore for SqliteStore {
     async fn delete_expired_revocations(&self, now: Timestamp) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM revocations WHERE until <= ?")
             .bind(now.unix_millis())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected())
+    }
+}
+
+fn audit_from_row(row: &SqliteRow) -> Result<AuditEvent, StoreError> {
+    let text = |column: &str| -> Result<String, StoreError> { row.try_get(column).map_err(db) };
+    let corrupt = |e: String| StoreError::Corrupt(format!("audit_events: {e}"));
+    let method: Option<String> = row.try_get("method").map_err(db)?;
+    let method = match method.as_deref() {
+        None => None,
+        Some("session") => Some(AuthMethod::Session),
+        Some("token") => Some(AuthMethod::Token),
+        Some(other) => return Err(corrupt(format!("unknown method {other:?}"))),
+    };
+    Ok(AuditEvent {
+        at: timestamp(row, "at")?,
+        kind: text("event")?.parse::<AuditKind>().map_err(corrupt)?,
+        outcome: text("outcome")?.parse::<AuditOutcome>().map_err(corrupt)?,
+        reason: row.try_get("reason").map_err(db)?,
+        user_id: row.try_get("user_id").map_err(db)?,
+        username: row.try_get("username").map_err(db)?,
+        method,
+        sid: row.try_get("sid").map_err(db)?,
+        client: client(row)?,
+    })
+}
+
+#[async_trait]
+impl AuditStore for SqliteStore {
+    async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit_events (at, event, outcome, reason, user_id, username, method, \
+             sid, ip, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(event.at.unix_millis())
+        .bind(event.kind.as_str())
+        .bind(event.outcome.as_str())
+        .bind(event.reason.as_deref())
+        .bind(event.user_id.as_deref())
+        .bind(event.username.as_deref())
+        .bind(event.method.map(AuthMethod::as_str))
+        .bind(event.sid.as_deref())
+        .bind(event.client.ip.as_deref())
+        .bind(event.client.user_agent.as_deref())
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn query_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError> {
+        // Every condition is written out; an absent value binds NULL and passes.
+        let rows = sqlx::query(
+            "SELECT at, event, outcome, reason, user_id, username, method, sid, ip, user_agent \
+             FROM audit_events \
+             WHERE (?1 IS NULL OR username = ?1 OR user_id = ?1) \
+               AND (?2 IS NULL OR event = ?2) \
+               AND (?3 IS NULL OR outcome = ?3) \
+               AND (?4 IS NULL OR ip = ?4) \
+               AND (?5 IS NULL OR at >= ?5) \
+               AND (?6 IS NULL OR at < ?6) \
+             ORDER BY at DESC, id DESC LIMIT ?7",
+        )
+        .bind(filter.user.as_deref())
+        .bind(filter.kind.map(AuditKind::as_str))
+        .bind(filter.outcome.map(AuditOutcome::as_str))
+        .bind(filter.ip.as_deref())
+        .bind(filter.since.map(Timestamp::unix_millis))
+        .bind(filter.until.map(Timestamp::unix_millis))
+        .bind(i64::from(filter.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(audit_from_row).collect()
+    }
+
+    async fn delete_audit_before(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM audit_events WHERE at < ?")
+            .bind(cutoff.unix_millis())
             .execute(&self.pool)
             .await
             .map_err(db)?;
