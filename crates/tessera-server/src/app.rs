@@ -277,6 +277,7 @@ pub fn app(
     let https = state.http.public_origin.starts_with("https://");
     let router = Router::new()
         .route("/", get(ops::index))
+        .route("/assets/tessera.css", get(ops::stylesheet))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

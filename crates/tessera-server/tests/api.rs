@@ -9,6 +9,9 @@
 // `#[cfg(test)]` makes the helpers (functions outside `#[test]`) count as test code for
 // clippy's allow-unwrap/expect/panic-in-tests settings.
 #[cfg(test)]
+#[path = "api/audit.rs"]
+mod audit;
+#[cfg(test)]
 #[path = "api/cli.rs"]
 mod cli;
 #[cfg(test)]
@@ -26,6 +29,9 @@ mod ops;
 #[cfg(test)]
 #[path = "api/problems.rs"]
 mod problems;
+#[cfg(test)]
+#[path = "api/proxy.rs"]
+mod proxy;
 #[cfg(test)]
 #[path = "api/restart.rs"]
 mod restart;

@@ -205,8 +205,13 @@ impl Authenticator {
         client: &ClientInfo,
     ) -> Result<UserRecord, Error> {
         let result = self.register_inner(username, password, client).await;
-        self.audit_result(AuditKind::Register, client, &result, |event, user| event.user(user))
-            .await;
+        if let Some(event) = self.outcome_event(AuditKind::Register, client, &result) {
+            let event = match &result {
+                Ok(user) => event.user(user),
+                Err(_) => event.username(policy::normalize_username(username).ok()),
+            };
+            self.audit(event).await;
+        }
         result
     }
 
@@ -232,8 +237,13 @@ impl Authenticator {
         client: &ClientInfo,
     ) -> Result<UserRecord, Error> {
         let result = self.insert_new_user(username, password).await;
-        self.audit_result(AuditKind::UserCreate, client, &result, |event, user| event.user(user))
-            .await;
+        if let Some(event) = self.outcome_event(AuditKind::UserCreate, client, &result) {
+            let event = match &result {
+                Ok(user) => event.user(user),
+                Err(_) => event.username(policy::normalize_username(username).ok()),
+            };
+            self.audit(event).await;
+        }
         result
     }
 
@@ -338,7 +348,9 @@ impl Authenticator {
         client: &ClientInfo,
     ) -> Result<(), Error> {
         let result = self.change_password_inner(principal, current, new, client).await;
-        self.audit_result(AuditKind::PasswordChange, client, &result, |event, _| event).await;
+        if let Some(event) = self.outcome_event(AuditKind::PasswordChange, client, &result) {
+            self.audit(event.principal(principal)).await;
+        }
         result
     }
 
@@ -730,21 +742,19 @@ impl Authenticator {
         }
     }
 
-    /// Audits the outcome of an operation: `describe` adds what a success is about; a
-    /// validation failure is not an event worth keeping (nothing was attempted).
-    async fn audit_result<T>(
+    /// The audit event for the outcome of a `kind` operation, for the caller to say what it
+    /// was about; `None` for a validation failure (nothing was attempted: not worth keeping).
+    fn outcome_event<T>(
         &self,
         kind: AuditKind,
         client: &ClientInfo,
         result: &Result<T, Error>,
-        describe: impl FnOnce(AuditEvent, &T) -> AuditEvent,
-    ) {
-        let event = match result {
-            Ok(value) => describe(AuditEvent::success(kind, self.now(), client), value),
-            Err(Error::Validation { .. }) => return,
-            Err(e) => AuditEvent::failure(kind, self.now(), client, e.code()),
-        };
-        self.audit(event).await;
+    ) -> Option<AuditEvent> {
+        match result {
+            Ok(_) => Some(AuditEvent::success(kind, self.now(), client)),
+            Err(Error::Validation { .. }) => None,
+            Err(e) => Some(AuditEvent::failure(kind, self.now(), client, e.code())),
+        }
     }
 
     /// The newest audit events passing `filter`, newest first.
@@ -796,6 +806,27 @@ impl Authenticator {
             "Revoked sids held in memory.",
         );
         let _ = writeln!(out, "tessera_revoked_sids {}", self.inner.revoked.len());
+        let work = self.password_work();
+        crate::metrics::header(
+            out,
+            "tessera_argon2_computations_total",
+            "counter",
+            "argon2id computations (hashes, verifications, dummy verifications).",
+        );
+        let _ = writeln!(out, "tessera_argon2_computations_total {}", work.computations);
+        crate::metrics::header(
+            out,
+            "tessera_argon2_kib_passes_total",
+            "counter",
+            "Summed argon2id cost: memory in KiB x passes x lanes of each computation.",
+        );
+        let _ = writeln!(out, "tessera_argon2_kib_passes_total {}", work.kib_passes);
+    }
+
+    /// The argon2 work the password pool has done (every login checks one hash, also for an
+    /// unknown user).
+    pub fn password_work(&self) -> crate::password::HashWork {
+        self.inner.hasher.work()
     }
 }
 

@@ -8,8 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
+use tessera::audit::{AuditEvent, AuditFilter, AuditKind, AuditOutcome};
 use tessera::clock::{Clock, ManualClock, Timestamp};
 use tessera::password::Argon2Params;
+use tessera::store::AuditStore;
 use tessera::store::cached::CachedSessionStore;
 use tessera::store::memory::MemoryStore;
 use tessera::store::sqlite::SqliteStore;
@@ -75,12 +77,68 @@ fn token(n: u8, sid: &str, issued: i64) -> RefreshTokenRecord {
 /// The store contract, written once for every backend.
 async fn store_suite<S>(store: Arc<S>)
 where
-    S: UserStore + SessionStore + RefreshStore + RevocationStore,
+    S: UserStore + SessionStore + RefreshStore + RevocationStore + AuditStore,
 {
     user_suite(&*store).await;
     session_suite(&*store).await;
     refresh_suite(&*store).await;
     revocation_suite(&*store).await;
+    audit_suite(&*store).await;
+}
+
+fn audit_event(at: i64, kind: AuditKind, username: &str, ip: &str) -> AuditEvent {
+    let client = ClientInfo { ip: Some(ip.into()), user_agent: Some("ua".into()) };
+    let mut event = if kind == AuditKind::Login && username == "mallory" {
+        AuditEvent::failure(kind, ts(at), &client, "invalid_credentials")
+    } else {
+        AuditEvent::success(kind, ts(at), &client)
+    };
+    event.user_id = Some(format!("id-{username}"));
+    event.username = Some(username.into());
+    event.method = Some(AuthMethod::Session);
+    event.sid = Some(format!("sid-{at}"));
+    event
+}
+
+async fn audit_suite(store: &dyn AuditStore) {
+    // The audit log: append, read back newest first through every filter, trim by age.
+    let events = [
+        audit_event(1, AuditKind::Login, "alice", "192.0.2.1"),
+        audit_event(2, AuditKind::Login, "mallory", "198.51.100.7"),
+        audit_event(2, AuditKind::Refresh, "alice", "192.0.2.1"),
+        audit_event(3, AuditKind::Logout, "alice", "192.0.2.2"),
+    ];
+    for event in &events {
+        store.append_audit(event).await.unwrap();
+    }
+    let query = |f: AuditFilter| async move { store.query_audit(&f).await.unwrap() };
+    let all = query(AuditFilter::default()).await;
+    // Newest first; equal times in reverse order of arrival.
+    assert_eq!(
+        all,
+        vec![events[3].clone(), events[2].clone(), events[1].clone(), events[0].clone()]
+    );
+    let alice = query(AuditFilter { user: Some("alice".into()), ..Default::default() }).await;
+    assert_eq!(alice.len(), 3);
+    let by_id = query(AuditFilter { user: Some("id-mallory".into()), ..Default::default() }).await;
+    assert_eq!(by_id, vec![events[1].clone()]);
+    let failures =
+        query(AuditFilter { outcome: Some(AuditOutcome::Failure), ..Default::default() }).await;
+    assert_eq!(failures, vec![events[1].clone()]);
+    let logins = query(AuditFilter { kind: Some(AuditKind::Login), ..Default::default() }).await;
+    assert_eq!(logins.len(), 2);
+    let ip = query(AuditFilter { ip: Some("192.0.2.2".into()), ..Default::default() }).await;
+    assert_eq!(ip, vec![events[3].clone()]);
+    let window =
+        query(AuditFilter { since: Some(ts(2)), until: Some(ts(3)), ..Default::default() }).await;
+    assert_eq!(window, vec![events[2].clone(), events[1].clone()]);
+    let newest = query(AuditFilter { limit: 1, ..Default::default() }).await;
+    assert_eq!(newest, vec![events[3].clone()]);
+    // A filter value is data, never SQL.
+    let odd = query(AuditFilter { user: Some("' OR 1=1 --".into()), ..Default::default() }).await;
+    assert!(odd.is_empty());
+    assert_eq!(store.delete_audit_before(ts(2)).await.unwrap(), 1);
+    assert_eq!(query(AuditFilter::default()).await.len(), 3);
 }
 
 async fn user_suite(store: &dyn UserStore) {
@@ -639,4 +697,137 @@ async fn listing_shows_both_kinds_and_ending_one_is_limited_to_the_owner() {
     assert!(h.auth.authenticate_session(&session.secret).await.is_err());
     h.auth.end_all_logins(&me, &CLIENT).await.unwrap();
     assert!(h.auth.authenticate_token(&tokens.access.token).is_err());
+}
+
+#[tokio::test]
+async fn an_unknown_user_costs_the_same_argon2_work_as_a_wrong_password() {
+    let h = harness(|s| s.limits.max_failures = 100).await;
+    h.auth.register("alice", &pw(PASSWORD), &CLIENT).await.unwrap();
+    let work_of = |username: &'static str, password: &'static str| {
+        let auth = h.auth.clone();
+        async move {
+            let before = auth.password_work();
+            let result = auth.login(AuthMethod::Session, username, &pw(password), &CLIENT).await;
+            assert!(matches!(result, Err(Error::InvalidCredentials)), "{username}: {result:?}");
+            let after = auth.password_work();
+            (after.computations - before.computations, after.kib_passes - before.kib_passes)
+        }
+    };
+    let wrong_password = work_of("alice", "not the password").await;
+    let cost_per_hash = 64; // memory_kib 64 x 1 pass x 1 lane (the harness's parameters)
+    assert_eq!(wrong_password, (1, cost_per_hash), "one argon2 verification");
+    assert_eq!(work_of("nobody", "not the password").await, wrong_password);
+    assert_eq!(work_of("NoBody", PASSWORD).await, wrong_password);
+    // Not even a well-formed username: still one verification, against the dummy hash.
+    assert_eq!(work_of("no such user!", "x").await, wrong_password);
+    // And a success costs the same again (one verification, no re-hash at equal parameters).
+    let before = h.auth.password_work();
+    h.auth.login(AuthMethod::Token, "alice", &pw(PASSWORD), &CLIENT).await.unwrap();
+    assert_eq!(h.auth.password_work().computations - before.computations, 1);
+}
+
+#[tokio::test]
+async fn every_security_event_is_audited_with_who_when_where_and_no_secret() {
+    let h = harness(|_| {}).await;
+    let client =
+        ClientInfo { ip: Some("203.0.113.9".into()), user_agent: Some("audit-test/1".into()) };
+    let auth = &h.auth;
+    let alice = auth.register("Alice", &pw(PASSWORD), &client).await.unwrap();
+    assert!(auth.register("alice", &pw(PASSWORD), &client).await.is_err());
+    assert!(auth.register("bo", &pw(PASSWORD), &client).await.is_err(), "validation: not audited");
+    let wrong = "Tr0ub4dor&3 is wrong";
+    assert!(auth.login(AuthMethod::Session, "alice", &pw(wrong), &client).await.is_err());
+    // A password typed into the username field is not recorded as a username.
+    assert!(auth.login(AuthMethod::Token, "my secret pass!", &pw(wrong), &client).await.is_err());
+    let user = auth.login(AuthMethod::Session, "alice", &pw(PASSWORD), &client).await.unwrap();
+    let session = auth.start_session(&user, &client).await.unwrap();
+    let (me, _) = auth.authenticate_session(&session.secret).await.unwrap();
+    let grant = auth.issue_tokens(&user, &client).await.unwrap();
+    let next = auth.refresh(&grant.refresh.token, &client).await.unwrap();
+    let _ = auth.refresh(&pw("garbage-refresh-token"), &client).await.unwrap_err();
+    auth.refresh(&next.refresh.token, &client).await.unwrap();
+    assert!(matches!(auth.refresh(&grant.refresh.token, &client).await, Err(Error::TokenReused)));
+    let second = auth.issue_tokens(&user, &client).await.unwrap();
+    auth.revoke_token(&second.refresh.token, &client).await.unwrap();
+    let third = auth.issue_tokens(&user, &client).await.unwrap();
+    auth.end_login(&me, &third.refresh.family.sid, &client).await.unwrap();
+    let new_password = "a brand new passphrase";
+    assert!(auth.change_password(&me, &pw(wrong), &pw(new_password), &client).await.is_err());
+    auth.change_password(&me, &pw(PASSWORD), &pw(new_password), &client).await.unwrap();
+    auth.end_all_logins(&me, &client).await.unwrap();
+    auth.end_session(&me, &client).await.unwrap();
+
+    let mut events =
+        auth.audit_events(&AuditFilter { limit: 1000, ..Default::default() }).await.unwrap();
+    events.reverse();
+    let summary: Vec<(AuditKind, AuditOutcome, Option<&str>)> =
+        events.iter().map(|e| (e.kind, e.outcome, e.reason.as_deref())).collect();
+    use AuditKind as K;
+    use AuditOutcome::{Failure as F, Success as S};
+    assert_eq!(
+        summary,
+        vec![
+            (K::Register, S, None),
+            (K::Register, F, Some("username_taken")),
+            (K::Login, F, Some("invalid_credentials")),
+            (K::Login, F, Some("invalid_credentials")),
+            (K::Login, S, None),
+            (K::Login, S, None),
+            (K::Refresh, S, None),
+            (K::Refresh, F, Some("token_invalid")),
+            (K::Refresh, S, None),
+            (K::RefreshReuse, F, Some("token_reused")),
+            (K::Login, S, None),
+            (K::TokenRevoke, S, None),
+            (K::Login, S, None),
+            (K::LoginEnd, S, None),
+            (K::PasswordChange, F, Some("invalid_credentials")),
+            (K::PasswordChange, S, None),
+            (K::LogoutEverywhere, S, None),
+            (K::Logout, S, None),
+        ]
+    );
+    for event in &events {
+        assert_eq!(event.client, client, "{event:?}");
+        assert!(event.at == h.clock.now(), "{event:?}");
+    }
+    // Who: the user on every event that has one; the failed login with a non-username has none.
+    assert_eq!(events[0].user_id.as_deref(), Some(alice.id.as_str()));
+    assert_eq!(events[2].username.as_deref(), Some("alice"));
+    assert_eq!(events[3].username, None);
+    assert_eq!(events[4].method, Some(AuthMethod::Session));
+    assert_eq!(events[4].sid.as_deref(), Some(me.sid.as_str()));
+    assert_eq!(events[5].sid.as_deref(), Some(grant.refresh.family.sid.as_str()));
+    assert_eq!(events[9].sid.as_deref(), Some(grant.refresh.family.sid.as_str()));
+    assert_eq!(events[9].username.as_deref(), Some("alice"));
+    assert_eq!(events[11].sid.as_deref(), Some(second.refresh.family.sid.as_str()));
+    assert_eq!(events[13].sid.as_deref(), Some(third.refresh.family.sid.as_str()));
+    assert_eq!(events[13].method, Some(AuthMethod::Token));
+    // What never appears: passwords (tried, right or new), cookie values, tokens.
+    let dump = format!("{events:?}");
+    let secrets = [
+        PASSWORD,
+        wrong,
+        new_password,
+        "my secret pass!",
+        session.secret.expose_secret(),
+        grant.refresh.token.expose_secret(),
+        next.refresh.token.expose_secret(),
+        grant.access.token.as_str(),
+    ];
+    for secret in secrets {
+        assert!(!dump.contains(secret), "{secret} is in the audit log");
+    }
+}
+
+#[tokio::test]
+async fn upkeep_deletes_audit_events_past_their_retention() {
+    let h = harness(|s| s.audit_retention = Some(Duration::from_secs(86_400))).await;
+    h.auth.register("alice", &pw(PASSWORD), &CLIENT).await.unwrap();
+    h.clock.advance(Duration::from_secs(86_400 - 1));
+    h.auth.maintain().await.unwrap();
+    assert_eq!(h.auth.audit_events(&AuditFilter::default()).await.unwrap().len(), 1);
+    h.clock.advance(Duration::from_secs(2));
+    h.auth.maintain().await.unwrap();
+    assert!(h.auth.audit_events(&AuditFilter::default()).await.unwrap().is_empty());
 }

@@ -14,7 +14,7 @@ use crate::helpers::*;
 const BIN: &str = env!("CARGO_BIN_EXE_tessera");
 
 /// `tessera ARGS` with a clean environment: no `TESSERA_*` from the caller, cheap argon2.
-fn tessera(args: &[&str], env: &[(&str, &str)]) -> Command {
+pub(crate) fn tessera(args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut command = Command::new(BIN);
     command.args(args);
     for (key, _) in std::env::vars_os() {

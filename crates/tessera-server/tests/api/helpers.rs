@@ -61,6 +61,8 @@ pub(crate) struct TestApp {
     pub(crate) client: Client,
     /// Whether cookies are `Secure` with `__Host-` names.
     pub(crate) cookie_secure: bool,
+    /// The plain-HTTP redirect listener (`[tls] redirect_http`), if any.
+    pub(crate) redirect: Option<SocketAddr>,
     data_dir: Option<TempDir>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
@@ -118,6 +120,7 @@ pub(crate) async fn spawn_app_in(
         }
     };
     let addr = app.local_addr();
+    let redirect = app.redirect_addr();
     let base = app.public_url().to_owned();
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async move {
@@ -128,6 +131,7 @@ pub(crate) async fn spawn_app_in(
         base,
         client: client(),
         cookie_secure,
+        redirect,
         data_dir: Some(dir),
         shutdown: Some(tx),
         server: Some(server),
@@ -340,6 +344,11 @@ impl TestApp {
         let response = self.get("/metrics").send().await.expect("GET /metrics");
         assert_eq!(response.status(), 200);
         response.text().await.expect("metrics text")
+    }
+
+    /// The data directory (SQLite database, keys, secrets).
+    pub(crate) fn data_dir(&self) -> &std::path::Path {
+        self.data_dir.as_ref().expect("the data dir").path()
     }
 
     /// Stops the server gracefully; returns its data directory and address.

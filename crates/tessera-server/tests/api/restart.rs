@@ -132,6 +132,12 @@ async fn secrets_are_stored_only_as_hashes() {
     let session = app.session_login("alice", PASSWORD).await;
     let tokens = app.token_login("alice", PASSWORD).await;
     let rotated = app.refresh_ok(&tokens.refresh).await;
+    // Failed logins are audited: neither the wrong password nor a password typed into the
+    // username field may end up on disk.
+    let wrong = "Wrong-password-123";
+    let misplaced = "hunter2 my secret";
+    assert_eq!(app.post_session("alice", wrong).await.status(), 401);
+    assert_eq!(app.post_token(misplaced, wrong).await.status(), 401);
     let (dir, _) = app.stop().await;
 
     let mut files = vec![dir.path().to_owned()];
@@ -149,6 +155,8 @@ async fn secrets_are_stored_only_as_hashes() {
         ("refresh token", tokens.refresh.as_str()),
         ("rotated refresh token", rotated.refresh.as_str()),
         ("password", PASSWORD),
+        ("wrong password", wrong),
+        ("password in the username field", misplaced),
     ] {
         for (path, bytes) in &contents {
             let found = bytes.windows(secret.len()).any(|w| w == secret.as_bytes());

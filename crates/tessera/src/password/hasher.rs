@@ -5,6 +5,7 @@
 //! sees a 19 MiB allocation per login. Jobs queue on a bounded channel; when it is full,
 //! callers wait, so authenticated traffic (which never hashes) keeps its async workers.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
@@ -25,6 +26,23 @@ pub struct Verification {
     pub needs_rehash: bool,
 }
 
+/// How much argon2 work the pool has done: every computation, whatever it was for, and its
+/// cost. A login for an unknown user and one with a wrong password must add the same here.
+#[derive(Debug, Default)]
+struct Work {
+    computations: AtomicU64,
+    kib_passes: AtomicU64,
+}
+
+/// A reading of the pool's argon2 work counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HashWork {
+    /// argon2 computations run (hashes and verifications).
+    pub computations: u64,
+    /// Their summed cost: memory (KiB) × passes × lanes of each.
+    pub kib_passes: u64,
+}
+
 enum Job {
     Hash { password: SecretString, reply: oneshot::Sender<Result<String, Error>> },
     Verify { password: SecretString, phc: String, reply: oneshot::Sender<Result<bool, Error>> },
@@ -37,6 +55,7 @@ pub struct PasswordHasher {
     params: Argon2Params,
     /// Verified against when the user does not exist, so the response takes as long.
     dummy_hash: Arc<str>,
+    work: Arc<Work>,
 }
 
 impl std::fmt::Debug for PasswordHasher {
@@ -52,17 +71,27 @@ impl PasswordHasher {
         let workers = workers.max(1);
         let (jobs, queue) = mpsc::channel::<Job>(workers * 64);
         let queue = Arc::new(Mutex::new(queue));
+        let work = Arc::new(Work::default());
         for index in 0..workers {
             let queue = Arc::clone(&queue);
+            let work = Arc::clone(&work);
             thread::Builder::new()
                 .name(format!("tessera-argon2-{index}"))
-                .spawn(move || worker(&queue, params))
+                .spawn(move || worker(&queue, params, &work))
                 .map_err(|e| Error::internal(format!("starting a password worker: {e}")))?;
         }
         // A real hash with the configured cost, of a password nobody knows.
         let dummy =
             PhcHash { params, salt: random_bytes::<SALT_LEN>()?.to_vec(), hash: vec![0; HASH_LEN] };
-        Ok(PasswordHasher { jobs, params, dummy_hash: dummy.encode().into() })
+        Ok(PasswordHasher { jobs, params, dummy_hash: dummy.encode().into(), work })
+    }
+
+    /// The argon2 work done so far.
+    pub fn work(&self) -> HashWork {
+        HashWork {
+            computations: self.work.computations.load(Ordering::Relaxed),
+            kib_passes: self.work.kib_passes.load(Ordering::Relaxed),
+        }
     }
 
     /// The parameters new hashes are made with.
@@ -98,8 +127,8 @@ impl PasswordHasher {
     }
 }
 
-fn worker(queue: &Mutex<mpsc::Receiver<Job>>, params: Argon2Params) {
-    let mut memory: Vec<Block> = Vec::new();
+fn worker(queue: &Mutex<mpsc::Receiver<Job>>, params: Argon2Params, work: &Work) {
+    let mut memory = Memory { blocks: Vec::new(), work };
     loop {
         let job = match queue.lock() {
             Ok(mut queue) => queue.blocking_recv(),
@@ -119,8 +148,14 @@ fn worker(queue: &Mutex<mpsc::Receiver<Job>>, params: Argon2Params) {
     }
 }
 
+/// A worker's reusable argon2 memory, and the counters its computations add to.
+struct Memory<'w> {
+    blocks: Vec<Block>,
+    work: &'w Work,
+}
+
 fn compute(
-    memory: &mut Vec<Block>,
+    memory: &mut Memory<'_>,
     password: &[u8],
     salt: &[u8],
     params: Argon2Params,
@@ -134,21 +169,25 @@ fn compute(
         Some(out_len),
     )
     .map_err(|e| Error::internal(format!("argon2: {e}")))?;
-    memory.resize(argon_params.block_count(), Block::default());
+    memory.blocks.resize(argon_params.block_count(), Block::default());
     let mut out = vec![0u8; out_len];
+    memory.work.computations.fetch_add(1, Ordering::Relaxed);
+    let cost =
+        u64::from(params.memory_kib) * u64::from(params.iterations) * u64::from(params.parallelism);
+    memory.work.kib_passes.fetch_add(cost, Ordering::Relaxed);
     Argon2::new(Algorithm::Argon2id, Version::V0x13, argon_params)
-        .hash_password_into_with_memory(password, salt, &mut out, &mut memory[..])
+        .hash_password_into_with_memory(password, salt, &mut out, &mut memory.blocks[..])
         .map_err(|e| Error::internal(format!("argon2: {e}")))?;
     Ok(out)
 }
 
-fn hash(memory: &mut Vec<Block>, password: &[u8], params: Argon2Params) -> Result<String, Error> {
+fn hash(memory: &mut Memory<'_>, password: &[u8], params: Argon2Params) -> Result<String, Error> {
     let salt = random_bytes::<SALT_LEN>()?.to_vec();
     let hash = compute(memory, password, &salt, params, HASH_LEN)?;
     Ok(PhcHash { params, salt, hash }.encode())
 }
 
-fn verify(memory: &mut Vec<Block>, password: &[u8], phc: &str) -> Result<bool, Error> {
+fn verify(memory: &mut Memory<'_>, password: &[u8], phc: &str) -> Result<bool, Error> {
     let stored = PhcHash::parse(phc)
         .map_err(|e| Error::internal(format!("stored password hash is unusable: {e}")))?;
     let computed = compute(memory, password, &stored.salt, stored.params, stored.hash.len())?;

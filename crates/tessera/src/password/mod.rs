@@ -6,5 +6,5 @@ pub mod hasher;
 pub mod phc;
 pub mod policy;
 
-pub use hasher::{PasswordHasher, Verification};
+pub use hasher::{HashWork, PasswordHasher, Verification};
 pub use phc::Argon2Params;
