@@ -273,9 +273,10 @@ mod flaky {
             &self,
             sid: &str,
             u: Option<&str>,
+            until: Timestamp,
         ) -> Result<Option<FamilyRecord>, StoreError> {
             self.up()?;
-            self.inner.delete_family(sid, u).await
+            self.inner.delete_family(sid, u, until).await
         }
         async fn list_user_families(&self, u: &str) -> Result<Vec<FamilyRecord>, StoreError> {
             self.up()?;
@@ -285,9 +286,10 @@ mod flaky {
             &self,
             u: &str,
             k: Option<&str>,
+            until: Timestamp,
         ) -> Result<Vec<String>, StoreError> {
             self.up()?;
-            self.inner.delete_user_families(u, k).await
+            self.inner.delete_user_families(u, k, until).await
         }
         async fn delete_expired_families(
             &self,

@@ -380,6 +380,10 @@ impl Authenticator {
         }
         attempt.succeeded();
         let hash = inner.hasher.hash(new).await?;
+        // Other logins end before the new hash is stored, so a crash in between cannot leave
+        // the password changed with a thief's session still alive; a login with the old
+        // password racing the change is ended by the second sweep.
+        self.end_other_logins(&user.id, Some(&principal.sid)).await?;
         if !inner.stores.users.update_password_hash(&user.id, &hash).await? {
             return Err(Error::Unauthorized);
         }
@@ -600,8 +604,10 @@ impl Authenticator {
     /// Deletes a refresh family and makes its access tokens fail at once. With `user_id`, only
     /// a family of that user; returns whether one was deleted.
     ///
-    /// The `sid` is revoked before the family is deleted: if the store fails half-way, the
-    /// family's access tokens are refused anyway (fail closed).
+    /// The `sid` is revoked in memory before the store is asked: if the store fails, the
+    /// family's access tokens are refused by this process anyway (fail closed). The store
+    /// deletes the family and records its revocation in one transaction, so a crash leaves
+    /// both or neither.
     async fn revoke_family(&self, sid: &str, user_id: Option<&str>) -> Result<bool, Error> {
         let refresh = &self.inner.stores.refresh;
         if let Some(user_id) = user_id {
@@ -611,21 +617,18 @@ impl Authenticator {
                 _ => return Ok(false),
             }
         }
-        self.revoke_sids(&[sid.to_owned()]).await?;
-        Ok(refresh.delete_family(sid, user_id).await?.is_some())
+        let until = self.revoke_in_memory(&[sid.to_owned()]);
+        Ok(refresh.delete_family(sid, user_id, until).await?.is_some())
     }
 
-    /// Puts `sids` in the revocation set (in memory first, so this process refuses their
-    /// tokens even if the store write fails) and persists them.
-    async fn revoke_sids(&self, sids: &[String]) -> Result<(), Error> {
+    /// Puts `sids` in this process's revocation set; returns until when they stay there (the
+    /// deadline to persist with them).
+    fn revoke_in_memory(&self, sids: &[String]) -> Timestamp {
         let until = self.now().plus(self.inner.access.revocation_lifetime());
         for sid in sids {
             self.inner.revoked.insert(sid, until);
         }
-        for sid in sids {
-            self.inner.stores.revocations.insert_revocation(sid, until).await?;
-        }
-        Ok(())
+        until
     }
 
     // --- both -------------------------------------------------------------------------------
@@ -709,7 +712,8 @@ impl Authenticator {
     }
 
     /// Ends every session and token family of the user but `keep_sid`. Access tokens are
-    /// revoked before their families are deleted (fail closed if the store fails half-way).
+    /// revoked in memory before the store is asked (fail closed if it fails half-way); the
+    /// store deletes the families and records their revocations in one transaction.
     async fn end_other_logins(&self, user_id: &str, keep_sid: Option<&str>) -> Result<(), Error> {
         let refresh = &self.inner.stores.refresh;
         let doomed: Vec<String> = refresh
@@ -719,16 +723,13 @@ impl Authenticator {
             .map(|f| f.sid)
             .filter(|sid| Some(sid.as_str()) != keep_sid)
             .collect();
-        self.revoke_sids(&doomed).await?;
+        let until = self.revoke_in_memory(&doomed);
+        // A family created between the listing and now is deleted (and revoked) too.
+        let deleted = refresh.delete_user_families(user_id, keep_sid, until).await?;
+        let late: Vec<String> = deleted.into_iter().filter(|sid| !doomed.contains(sid)).collect();
+        self.revoke_in_memory(&late);
         self.inner.sessions.delete_all_for_user(user_id, keep_sid).await?;
-        // A family created between the listing and now is caught here.
-        let late: Vec<String> = refresh
-            .delete_user_families(user_id, keep_sid)
-            .await?
-            .into_iter()
-            .filter(|sid| !doomed.contains(sid))
-            .collect();
-        self.revoke_sids(&late).await
+        Ok(())
     }
 
     // --- audit ------------------------------------------------------------------------------

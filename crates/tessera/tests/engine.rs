@@ -82,6 +82,12 @@ where
     user_suite(&*store).await;
     session_suite(&*store).await;
     refresh_suite(&*store).await;
+    // Deleting families recorded their revocations in the same transaction (only the ones
+    // actually deleted: the refused attempt on another user's family revoked nothing).
+    let mut active = store.active_revocations(ts(0)).await.unwrap();
+    active.sort();
+    assert_eq!(active, vec![("f1".to_string(), ts(60)), ("f2".to_string(), ts(60))]);
+    assert_eq!(store.delete_expired_revocations(ts(60)).await.unwrap(), 2);
     revocation_suite(&*store).await;
     audit_suite(&*store).await;
 }
@@ -214,14 +220,20 @@ async fn refresh_suite(store: &dyn RefreshStore) {
     let fams: Vec<String> =
         store.list_user_families("u1").await.unwrap().into_iter().map(|f| f.sid).collect();
     assert_eq!(fams, ["f1", "f2"]);
-    assert!(store.delete_family("f1", Some("u2")).await.unwrap().is_none(), "not bob's");
-    assert_eq!(store.delete_family("f1", Some("u1")).await.unwrap().unwrap().sid, "f1");
+    assert!(store.delete_family("f1", Some("u2"), ts(60)).await.unwrap().is_none(), "not bob's");
+    assert_eq!(store.delete_family("f1", Some("u1"), ts(60)).await.unwrap().unwrap().sid, "f1");
     assert!(
         store.find_refresh_token(&digest(11)).await.unwrap().is_none(),
         "tokens go with the family"
     );
-    assert_eq!(store.delete_user_families("u1", None).await.unwrap(), vec!["f2".to_string()]);
-    assert_eq!(store.delete_user_families("u2", Some("f3")).await.unwrap(), Vec::<String>::new());
+    assert_eq!(
+        store.delete_user_families("u1", None, ts(60)).await.unwrap(),
+        vec!["f2".to_string()]
+    );
+    assert_eq!(
+        store.delete_user_families("u2", Some("f3"), ts(60)).await.unwrap(),
+        Vec::<String>::new()
+    );
     assert_eq!(store.delete_expired_families(ts(10), ts(0)).await.unwrap(), 1, "idle since 0 s");
     assert!(store.find_family("f3").await.unwrap().is_none());
 }

@@ -47,6 +47,11 @@ impl MemoryStore {
 }
 
 impl Inner {
+    fn revoke(&mut self, sid: &str, until: Timestamp) {
+        let entry = self.revocations.entry(sid.to_owned()).or_insert(until);
+        *entry = (*entry).max(until);
+    }
+
     fn delete_family(&mut self, sid: &str) -> Option<FamilyRecord> {
         let family = self.families.remove(sid)?;
         self.refresh_tokens.retain(|_, t| t.sid != sid);
@@ -247,12 +252,17 @@ impl RefreshStore for MemoryStore {
         &self,
         sid: &str,
         user_id: Option<&str>,
+        revoke_until: Timestamp,
     ) -> Result<Option<FamilyRecord>, StoreError> {
         let mut inner = self.lock()?;
-        match inner.families.get(sid) {
-            Some(f) if user_id.is_none_or(|u| f.user_id == u) => Ok(inner.delete_family(sid)),
-            _ => Ok(None),
+        let family = match inner.families.get(sid) {
+            Some(f) if user_id.is_none_or(|u| f.user_id == u) => inner.delete_family(sid),
+            _ => None,
+        };
+        if family.is_some() || user_id.is_none() {
+            inner.revoke(sid, revoke_until);
         }
+        Ok(family)
     }
 
     async fn list_user_families(&self, user_id: &str) -> Result<Vec<FamilyRecord>, StoreError> {
@@ -267,6 +277,7 @@ impl RefreshStore for MemoryStore {
         &self,
         user_id: &str,
         keep_sid: Option<&str>,
+        revoke_until: Timestamp,
     ) -> Result<Vec<String>, StoreError> {
         let mut inner = self.lock()?;
         let doomed: Vec<String> = inner
@@ -277,6 +288,7 @@ impl RefreshStore for MemoryStore {
             .collect();
         for sid in &doomed {
             inner.delete_family(sid);
+            inner.revoke(sid, revoke_until);
         }
         Ok(doomed)
     }
@@ -303,9 +315,7 @@ impl RefreshStore for MemoryStore {
 #[async_trait]
 impl RevocationStore for MemoryStore {
     async fn insert_revocation(&self, sid: &str, until: Timestamp) -> Result<(), StoreError> {
-        let mut inner = self.lock()?;
-        let entry = inner.revocations.entry(sid.to_owned()).or_insert(until);
-        *entry = (*entry).max(until);
+        self.lock()?.revoke(sid, until);
         Ok(())
     }
 

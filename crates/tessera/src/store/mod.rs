@@ -235,20 +235,26 @@ pub trait RefreshStore: Send + Sync + fmt::Debug {
     ) -> Result<Rotation, StoreError>;
     /// The family with this handle.
     async fn find_family(&self, sid: &str) -> Result<Option<FamilyRecord>, StoreError>;
-    /// Deletes a family and all its tokens; returns it if it existed. With `user_id`, only a
-    /// family of that user is deleted.
+    /// Deletes a family and all its tokens and records `sid` as revoked until `revoke_until`,
+    /// both in one transaction (a crash cannot leave a revoked family refreshable, nor a
+    /// deleted one unrevoked); returns the family if it existed. With `user_id`, only a family
+    /// of that user is deleted and revoked; without, the revocation is recorded even if the
+    /// family is already gone (its access tokens may still be out there).
     async fn delete_family(
         &self,
         sid: &str,
         user_id: Option<&str>,
+        revoke_until: Timestamp,
     ) -> Result<Option<FamilyRecord>, StoreError>;
     /// Every family of a user.
     async fn list_user_families(&self, user_id: &str) -> Result<Vec<FamilyRecord>, StoreError>;
-    /// Deletes every family of a user except `keep_sid`; returns the deleted handles.
+    /// Deletes every family of a user except `keep_sid` and records each as revoked until
+    /// `revoke_until`, in one transaction; returns the deleted handles.
     async fn delete_user_families(
         &self,
         user_id: &str,
         keep_sid: Option<&str>,
+        revoke_until: Timestamp,
     ) -> Result<Vec<String>, StoreError>;
     /// Deletes families past `expires_at`, or whose last use is at or before `idle_cutoff`.
     async fn delete_expired_families(

@@ -531,21 +531,28 @@ impl RefreshStore for SqliteStore {
         &self,
         sid: &str,
         user_id: Option<&str>,
+        revoke_until: Timestamp,
     ) -> Result<Option<FamilyRecord>, StoreError> {
+        let mut tx = self.write().await?;
         // Tokens go with their family (ON DELETE CASCADE).
-        sqlx::query(concat!(
+        let family = sqlx::query(concat!(
             "DELETE FROM refresh_families WHERE sid = ? AND (? IS NULL OR user_id = ?) RETURNING ",
             family_columns!()
         ))
         .bind(sid)
         .bind(user_id)
         .bind(user_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db)?
         .as_ref()
         .map(family_from_row)
-        .transpose()
+        .transpose()?;
+        if family.is_some() || user_id.is_none() {
+            insert_revocation(&mut tx, sid, revoke_until).await?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(family)
     }
 
     async fn list_user_families(&self, user_id: &str) -> Result<Vec<FamilyRecord>, StoreError> {
@@ -567,7 +574,9 @@ impl RefreshStore for SqliteStore {
         &self,
         user_id: &str,
         keep_sid: Option<&str>,
+        revoke_until: Timestamp,
     ) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.write().await?;
         let rows = sqlx::query(
             "DELETE FROM refresh_families WHERE user_id = ? AND (? IS NULL OR sid <> ?) \
              RETURNING sid",
@@ -575,10 +584,16 @@ impl RefreshStore for SqliteStore {
         .bind(user_id)
         .bind(keep_sid)
         .bind(keep_sid)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
-        rows.iter().map(|row| row.try_get("sid").map_err(db)).collect()
+        let sids: Vec<String> =
+            rows.iter().map(|row| row.try_get("sid").map_err(db)).collect::<Result<_, _>>()?;
+        for sid in &sids {
+            insert_revocation(&mut tx, sid, revoke_until).await?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(sids)
     }
 
     async fn delete_expired_families(
@@ -614,19 +629,30 @@ async fn insert_refresh_token(
     Ok(())
 }
 
+/// Records a revocation (keeping the later deadline) inside a write transaction.
+async fn insert_revocation(
+    tx: &mut Transaction<'static, Sqlite>,
+    sid: &str,
+    until: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO revocations (sid, until) VALUES (?, ?) \
+         ON CONFLICT (sid) DO UPDATE SET until = max(until, excluded.until)",
+    )
+    .bind(sid)
+    .bind(until.unix_millis())
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
 #[async_trait]
 impl RevocationStore for SqliteStore {
     async fn insert_revocation(&self, sid: &str, until: Timestamp) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO revocations (sid, until) VALUES (?, ?) \
-             ON CONFLICT (sid) DO UPDATE SET until = max(until, excluded.until)",
-        )
-        .bind(sid)
-        .bind(until.unix_millis())
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
-        Ok(())
+        let mut tx = self.write().await?;
+        insert_revocation(&mut tx, sid, until).await?;
+        tx.commit().await.map_err(db)
     }
 
     async fn active_revocations(
