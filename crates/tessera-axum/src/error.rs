@@ -30,8 +30,10 @@ pub enum ApiError {
     NotFound,
     /// The method is not allowed on this path.
     MethodNotAllowed,
-    /// The request took longer than the server allows.
+    /// The server took longer to answer than it allows itself (a slow store, say).
     Timeout,
+    /// The client did not send its whole request body in time.
+    RequestTimeout,
 }
 
 impl From<tessera::Error> for ApiError {
@@ -193,6 +195,12 @@ impl ApiError {
                 "timeout",
                 "Request timed out",
                 "The request took too long.".into(),
+            ),
+            ApiError::RequestTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "Request body timed out",
+                "The request body did not arrive in time.".into(),
             ),
         }
     }

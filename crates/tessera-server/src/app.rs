@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use tessera::store::memory::MemoryStore;
 use tessera::store::sqlite::SqliteStore;
@@ -285,7 +285,7 @@ pub fn app(
         .merge(api_router(state))
         .fallback(tessera_axum::routes::not_found)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(middleware::from_fn_with_state(request_timeout, time_limit))
+        .layer(middleware::from_fn_with_state(request_timeout, crate::time_limit::time_limit))
         .layer(middleware::from_fn(tessera_axum::layers::security_headers));
     let router =
         if https { router.layer(middleware::from_fn(strict_transport_security)) } else { router };
@@ -300,13 +300,6 @@ async fn strict_transport_security(request: Request, next: Next) -> Response {
         http::HeaderValue::from_static("max-age=31536000"),
     );
     response
-}
-
-async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::Timeout.into_response(),
-    }
 }
 
 /// A backend that implements every store trait, so one value can fill any slot.

@@ -15,6 +15,7 @@ pub mod ops;
 pub mod redirect;
 pub mod serve;
 pub mod telemetry;
+pub mod time_limit;
 pub mod tls;
 
 use std::io::{BufRead, IsTerminal, Write};
