@@ -56,12 +56,27 @@ pub fn body_kind(headers: &HeaderMap) -> BodyKind {
 }
 
 /// Parses a JSON body: syntax errors are 400, shape errors 422.
+///
+/// Every body of the API is an object. Anything else that is valid JSON is a 422: serde would
+/// otherwise fill a struct from an array by position (`["alice", "password"]` as a login), a
+/// reading no client means and no filter in front of the server would share.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     use serde_json::error::Category;
-    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+    let classify = |e: serde_json::Error| match e.classify() {
         Category::Data => ApiError::Validation(format!("body: {}", without_values(&e.to_string()))),
         Category::Syntax | Category::Eof | Category::Io => ApiError::InvalidJson(e.to_string()),
-    })
+    };
+    if bytes.trim_ascii_start().first() != Some(&b'{') {
+        // Malformed stays a 400. (Skipping a value is iterative: no depth to exhaust.)
+        serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(classify)?;
+        return Err(ApiError::Validation("body: must be a JSON object".into()));
+    }
+    serde_json::from_slice(bytes).map_err(classify)
+}
+
+/// The body length the `Content-Length` header announces, if any.
+fn announced_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
 }
 
 /// Parses a form body: shape errors are 422.
@@ -96,6 +111,11 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        // Refused before reading: a client announcing a large body and sending little would
+        // otherwise hold the request open until the request timeout.
+        if announced_length(req.headers()).is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+            return Err(ApiError::PayloadTooLarge);
+        }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge
@@ -181,6 +201,19 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(parse_json::<Login>(br#"{"username": "a"}"#).is_ok());
+        assert!(parse_json::<Login>(b" \r\n\t{\"username\": \"a\"}").is_ok());
+        // Valid JSON that is not an object, even one serde could map onto the struct.
+        let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+        for body in [&br#"["a"]"#[..], b"\"a\"", b"null", b"42", b" [] ", deep.as_bytes()] {
+            match parse_json::<Login>(body) {
+                Err(ApiError::Validation(why)) => assert!(why.contains("object"), "{why}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        // Not JSON: still a syntax error.
+        for body in [&b"[1,"[..], b"nope", "[".repeat(5000).as_bytes()] {
+            assert!(matches!(parse_json::<Login>(body), Err(ApiError::InvalidJson(_))));
+        }
         assert!(parse_form::<Login>(b"username=a%20b").is_ok());
         assert!(matches!(parse_form::<Login>(b"user=a"), Err(ApiError::Validation(_))));
     }

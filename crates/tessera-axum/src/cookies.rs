@@ -73,7 +73,8 @@ impl CookieKind {
     }
 }
 
-/// The first non-empty value of cookie `name` in `headers`.
+/// The first non-empty value of cookie `name` in `headers`, without its quotes (so `name=""`
+/// counts as empty).
 pub fn find_cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get_all(header::COOKIE)
@@ -81,8 +82,9 @@ pub fn find_cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
+        .map(|(n, v)| (n, v.trim_matches('"')))
         .find(|(n, v)| *n == name && !v.is_empty())
-        .map(|(_, v)| v.trim_matches('"'))
+        .map(|(_, v)| v)
 }
 
 #[cfg(test)]
@@ -124,5 +126,22 @@ mod tests {
         assert_eq!(CookieKind::Session.get(&s, &headers), Some("xyz"));
         assert_eq!(find_cookie(&headers, "b"), Some("2"));
         assert_eq!(find_cookie(&headers, "c"), None);
+    }
+
+    #[test]
+    fn a_quoted_empty_value_is_empty() {
+        // Found by the `cookie_header` fuzz target: `=""` used to come back as `Some("")`,
+        // shadowing a later real value (and the access cookie after it).
+        let mut headers = HeaderMap::new();
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static(
+                r#"__Host-tessera_session=""; a="; __Host-tessera_session=xyz"#,
+            ),
+        );
+        let s = HttpSettings::new("https://x");
+        assert_eq!(CookieKind::Session.get(&s, &headers), Some("xyz"));
+        assert_eq!(find_cookie(&headers, "a"), None);
+        assert_eq!(find_cookie(&headers, ""), None);
     }
 }

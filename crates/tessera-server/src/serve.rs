@@ -1,11 +1,14 @@
 //! The accept loop: HTTP/1.1 and HTTP/2 over hyper (optionally inside TLS) with handshake,
-//! header-read and idle timeouts, bounded header sizes and a cap on open connections, the peer
+//! header-read (first request head, either protocol) and idle timeouts, bounded header sizes and a cap on open connections, the peer
 //! address handed to handlers, and graceful shutdown (stop accepting, let in-flight requests
 //! finish, up to a limit).
 
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -15,8 +18,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
@@ -82,22 +86,34 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        let first_request = Arc::new(Notify::new());
+        let arrived = first_request.clone();
         let service = router.clone().map_request(move |mut request: hyper::Request<Incoming>| {
+            arrived.notify_one();
             request.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
             request
         });
         let service = TowerToHyperService::new(service);
         let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
-        let idle = options.idle_timeout;
+        let (idle, header_timeout) = (options.idle_timeout, options.header_timeout);
         connections.spawn(async move {
             let _slot = slot;
-            let stream = IdleTimeout::new(stream, idle);
             let result = match tls {
                 None => {
+                    let (stream, first_byte) = FirstByte::new(IdleTimeout::new(stream, idle));
                     let connection = builder.serve_connection(TokioIo::new(stream), service);
-                    watcher.watch(connection.into_owned()).await
+                    let connection = watcher.watch(connection.into_owned());
+                    let first = (&*first_byte, &*first_request);
+                    match first_request_within(header_timeout, first, connection).await {
+                        Some(result) => result,
+                        None => {
+                            tracing::debug!(%peer, "no complete request head in time");
+                            return;
+                        }
+                    }
                 }
                 Some(acceptor) => {
+                    let stream = IdleTimeout::new(stream, idle);
                     // A client gets as long for the handshake as for its request headers.
                     let handshake =
                         tokio::time::timeout(options.header_timeout, acceptor.accept(stream));
@@ -112,8 +128,17 @@ pub async fn serve(
                             return;
                         }
                     };
+                    let (stream, first_byte) = FirstByte::new(stream);
                     let connection = builder.serve_connection(TokioIo::new(stream), service);
-                    watcher.watch(connection.into_owned()).await
+                    let connection = watcher.watch(connection.into_owned());
+                    let first = (&*first_byte, &*first_request);
+                    match first_request_within(header_timeout, first, connection).await {
+                        Some(result) => result,
+                        None => {
+                            tracing::debug!(%peer, "no complete request head in time");
+                            return;
+                        }
+                    }
                 }
             };
             if let Err(e) = result {
@@ -134,4 +159,91 @@ pub async fn serve(
     }
     // Wait for aborted tasks to unwind, so nothing holds the stores when they close.
     while connections.join_next().await.is_some() {}
+}
+
+/// Drives `connection`, dropping it (`None`) unless, once its first byte has arrived
+/// (`first.0` notified), a first request head follows (`first.1` notified) within `limit`.
+/// Silence before the first byte is left to the idle timeout. hyper bounds HTTP/1 request
+/// heads itself, but not the HTTP/2 preface or a first HEADERS frame, which a client could
+/// otherwise send a byte at a time.
+async fn first_request_within<F: Future>(
+    limit: Duration,
+    (first_byte, first_request): (&Notify, &Notify),
+    connection: F,
+) -> Option<F::Output> {
+    tokio::pin!(connection);
+    tokio::select! {
+        output = &mut connection => return Some(output),
+        () = first_byte.notified() => {}
+    }
+    tokio::select! {
+        output = &mut connection => return Some(output),
+        arrived = tokio::time::timeout(limit, first_request.notified()) => {
+            if arrived.is_err() {
+                return None;
+            }
+        }
+    }
+    Some(connection.await)
+}
+
+/// A stream that notifies once when its first byte has been read.
+#[derive(Debug)]
+struct FirstByte<S> {
+    inner: S,
+    notify: Option<Arc<Notify>>,
+}
+
+impl<S> FirstByte<S> {
+    fn new(inner: S) -> (Self, Arc<Notify>) {
+        let notify = Arc::new(Notify::new());
+        (FirstByte { inner, notify: Some(notify.clone()) }, notify)
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for FirstByte<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before
+            && let Some(notify) = self.notify.take()
+        {
+            notify.notify_one();
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for FirstByte<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
 }

@@ -9,11 +9,20 @@
 // `#[cfg(test)]` makes the helpers (functions outside `#[test]`) count as test code for
 // clippy's allow-unwrap/expect/panic-in-tests settings.
 #[cfg(test)]
+#[path = "api/attacks_http.rs"]
+mod attacks_http;
+#[cfg(test)]
+#[path = "api/attacks_jwt.rs"]
+mod attacks_jwt;
+#[cfg(test)]
 #[path = "api/audit.rs"]
 mod audit;
 #[cfg(test)]
 #[path = "api/cli.rs"]
 mod cli;
+#[cfg(test)]
+#[path = "api/crash.rs"]
+mod crash;
 #[cfg(test)]
 #[path = "api/csrf.rs"]
 mod csrf;

@@ -78,3 +78,23 @@ pub use crypto::ServerSecret;
 pub use error::Error;
 pub use principal::{AuthMethod, Principal};
 pub use settings::Settings;
+
+/// Entry points for the fuzz targets in `fuzz/` that reach below the public API. Not part of
+/// the supported API: hidden from the documentation and free to change.
+#[doc(hidden)]
+pub mod fuzzing {
+    use crate::Error;
+    use crate::token::{KeySet, SigningKey};
+
+    /// `token::jws::verify`: checks a JWS compact token's form, header and signature against
+    /// `keys` and returns the decoded payload.
+    pub fn jws_verify(token: &str, keys: &KeySet) -> Result<Vec<u8>, Error> {
+        crate::token::jws::verify(token, keys)
+    }
+
+    /// `token::jws::sign`: signs `payload` (the claims JSON) with `key`, exactly as access
+    /// tokens are signed.
+    pub fn jws_sign(key: &SigningKey, payload: &[u8]) -> Result<String, Error> {
+        crate::token::jws::sign(key, payload)
+    }
+}

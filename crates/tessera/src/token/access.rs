@@ -183,6 +183,10 @@ impl AccessTokens {
 
     fn verify_signed(&self, token: &str) -> Result<AccessClaims, Error> {
         let payload = jws::verify(token, &self.keys)?;
+        // A derived `Deserialize` would also read the claims from a JSON array in field order.
+        if !jws::is_json_object(&payload) {
+            return Err(Error::TokenInvalid("claims missing or malformed"));
+        }
         let claims: AccessClaims = serde_json::from_slice(&payload)
             .map_err(|_| Error::TokenInvalid("claims missing or malformed"))?;
         if claims.iss != self.settings.issuer {
@@ -289,6 +293,23 @@ mod tests {
         revoked.insert("family-1", clock.now().plus(tokens.revocation_lifetime()));
         assert!(matches!(tokens.verify(&issued.token), Err(Error::TokenInvalid(_))));
         assert!(tokens.verify(&other.token).is_ok());
+    }
+
+    #[test]
+    fn claims_must_be_a_json_object() {
+        let (tokens, _, _, _) = setup();
+        let issued = tokens.issue("u", "alice", "s").unwrap();
+        let payload = issued.token.split('.').nth(1).unwrap();
+        let claims: serde_json::Value =
+            serde_json::from_slice(&B64URL.decode(payload).unwrap()).unwrap();
+        let fields = ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "sid", "username"];
+        let as_array: Vec<_> = fields.iter().map(|f| claims[f].clone()).collect();
+        let as_array = serde_json::to_vec(&as_array).unwrap();
+        let token = jws::sign(tokens.keys.signing(), &as_array).unwrap();
+        assert!(matches!(tokens.verify(&token), Err(Error::TokenInvalid(_))));
+        let spaced = [b" \n".as_slice(), &serde_json::to_vec(&claims).unwrap()].concat();
+        let token = jws::sign(tokens.keys.signing(), &spaced).unwrap();
+        assert!(tokens.verify(&token).is_ok(), "whitespace before the object is fine");
     }
 
     #[test]

@@ -2,13 +2,14 @@
 //! base64url without padding.
 //!
 //! Verification is deliberately narrow: the token must be at most 8 KiB, have exactly three
-//! canonical base64url parts, a header naming a known `kid` whose key is bound to the header's
-//! `alg` (so `alg: none` and algorithm confusion cannot pass), `typ` `at+jwt` (RFC 9068), no
-//! `crit` extensions, and a valid signature. Only then is the payload handed back.
+//! canonical base64url parts, a header that is a JSON object naming a known `kid` whose key is
+//! bound to the header's `alg` (so `alg: none` and algorithm confusion cannot pass), `typ`
+//! `at+jwt` (RFC 9068), no `crit` member at all, and a valid signature. Only then is the
+//! payload handed back.
 
 use base64::Engine as _;
-use serde::Deserialize;
 use serde::de::IgnoredAny;
+use serde::{Deserialize, Deserializer};
 
 use super::keys::{KeySet, SigningKey};
 use crate::crypto::B64URL;
@@ -35,7 +36,20 @@ struct Header {
     alg: String,
     kid: Option<String>,
     typ: Option<String>,
-    crit: Option<IgnoredAny>,
+    /// Whether `crit` is present with any value (`null` included): it is never accepted.
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
+}
+
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    IgnoredAny::deserialize(d).map(|_| true)
+}
+
+/// RFC 7515 §4 and RFC 7519 §7.2: the header and the claims are JSON objects. (A derived
+/// `Deserialize` also reads a struct from a JSON array of its fields in order, which no other
+/// JOSE implementation would accept.)
+pub(crate) fn is_json_object(json: &[u8]) -> bool {
+    json.trim_ascii_start().first() == Some(&b'{')
 }
 
 /// Checks the token's form, header and signature against `keys`; returns the decoded payload.
@@ -50,9 +64,12 @@ pub(crate) fn verify(token: &str, keys: &KeySet) -> Result<Vec<u8>, Error> {
         return Err(Error::TokenInvalid("not a JWS compact serialization"));
     };
     let header_json = B64URL.decode(header_b64).map_err(|_| Error::TokenInvalid("bad header"))?;
+    if !is_json_object(&header_json) {
+        return Err(Error::TokenInvalid("bad header"));
+    }
     let header: Header =
         serde_json::from_slice(&header_json).map_err(|_| Error::TokenInvalid("bad header"))?;
-    if header.crit.is_some() {
+    if header.crit {
         return Err(Error::TokenInvalid("unsupported critical header"));
     }
     if !header.typ.as_deref().is_some_and(is_access_token_type) {
@@ -163,6 +180,26 @@ mod tests {
             "not json".to_owned(),
         ] {
             let token = forge(&header, "{}", None);
+            assert!(matches!(verify(&token, &keys), Err(Error::TokenInvalid(_))), "{header}");
+        }
+    }
+
+    #[test]
+    fn refuses_validly_signed_non_object_headers_and_a_null_crit() {
+        let keys = ed_keys();
+        let kid = keys.signing().public().kid();
+        let signed = |header: &str, payload: &str| {
+            let input = format!("{}.{}", B64URL.encode(header), B64URL.encode(payload));
+            let sig = keys.signing().sign(input.as_bytes()).unwrap();
+            format!("{input}.{}", B64URL.encode(sig))
+        };
+        let good = format!(r#" {{"alg":"EdDSA","kid":"{kid}","typ":"at+jwt"}}"#);
+        assert_eq!(verify(&signed(&good, "{}"), &keys).unwrap(), b"{}");
+        for header in [
+            format!(r#"["EdDSA","{kid}","at+jwt",null]"#),
+            format!(r#"{{"alg":"EdDSA","kid":"{kid}","typ":"at+jwt","crit":null}}"#),
+        ] {
+            let token = signed(&header, "{}");
             assert!(matches!(verify(&token, &keys), Err(Error::TokenInvalid(_))), "{header}");
         }
     }
