@@ -46,8 +46,9 @@ pub fn describe_config(c: &Config) -> String {
         ("server.shutdown_timeout", d(c.shutdown_timeout)),
         ("server.idle_timeout", d(c.idle_timeout)),
         ("server.max_connections", c.max_connections.to_string()),
-        ("server.tls_cert", c.tls.as_ref().map_or("none".into(), |(c, _)| c.display().to_string())),
-        ("server.tls_key", c.tls.as_ref().map_or("none".into(), |(_, k)| k.display().to_string())),
+        ("tls.cert", c.tls.as_ref().map_or("none".into(), |(c, _)| c.display().to_string())),
+        ("tls.key", c.tls.as_ref().map_or("none".into(), |(_, k)| k.display().to_string())),
+        ("tls.redirect_http", c.redirect_http.map_or("none".into(), |a| a.to_string())),
         ("cookie.secure", c.cookie_secure.to_string()),
         ("session.idle_timeout", d(e.session.idle_timeout)),
         ("session.absolute_lifetime", d(e.session.absolute_lifetime)),
@@ -73,6 +74,7 @@ pub fn describe_config(c: &Config) -> String {
         ("password.workers", e.password.workers.to_string()),
         ("log.level", c.log_level.clone()),
         ("log.format", format!("{:?}", c.log_format).to_lowercase()),
+        ("audit.retention", e.audit_retention.map_or("forever".into(), d)),
     ];
     for (key, value) in lines {
         let _ = writeln!(out, "{key} = {value}");
