@@ -8,6 +8,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Mutex;
 
 use crate::clock::Timestamp;
 use crate::principal::{AuthMethod, Principal};
@@ -208,6 +209,43 @@ impl AuditEvent {
     }
 }
 
+/// How many failures of unauthenticated requests (logins, registrations, refreshes with
+/// unknown tokens) are written per second at most. Anyone can cause those, each one costs a
+/// store write, and a flood of them must not monopolise the store; what goes over is counted
+/// (`tessera_audit_events_dropped_total`) instead of written.
+pub const UNAUTHENTICATED_FAILURES_PER_SECOND: u32 = 100;
+
+/// The budget for writing failure events of unauthenticated requests: a fixed one-second
+/// window of [`UNAUTHENTICATED_FAILURES_PER_SECOND`] events.
+#[derive(Debug, Default)]
+pub struct FailureBudget {
+    window: Mutex<(i64, u32)>,
+}
+
+impl FailureBudget {
+    /// Whether `event` may be written at `now`. Successes, and failures of requests that
+    /// carried valid credentials (reuse detection, password changes), always may.
+    pub fn admit(&self, event: &AuditEvent, now: Timestamp) -> bool {
+        let unauthenticated = matches!(
+            event.kind,
+            AuditKind::Login | AuditKind::Register | AuditKind::Refresh | AuditKind::UserCreate
+        );
+        if event.outcome == AuditOutcome::Success || !unauthenticated {
+            return true;
+        }
+        let Ok(mut window) = self.window.lock() else { return false };
+        let second = now.unix_seconds();
+        if window.0 != second {
+            *window = (second, 0);
+        }
+        if window.1 >= UNAUTHENTICATED_FAILURES_PER_SECOND {
+            return false;
+        }
+        window.1 += 1;
+        true
+    }
+}
+
 /// Which events to read back, newest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditFilter {
@@ -267,6 +305,22 @@ mod tests {
         }
         assert!("nope".parse::<AuditKind>().is_err());
         assert_eq!("failure".parse::<AuditOutcome>(), Ok(AuditOutcome::Failure));
+    }
+
+    #[test]
+    fn failures_of_unauthenticated_requests_are_written_at_a_bounded_rate() {
+        let budget = FailureBudget::default();
+        let client = ClientInfo::default();
+        let at = |ms| Timestamp::from_unix_millis(ms);
+        let failed_login = AuditEvent::failure(AuditKind::Login, at(0), &client, "x");
+        let admitted = (0..250).filter(|_| budget.admit(&failed_login, at(500))).count();
+        assert_eq!(admitted, UNAUTHENTICATED_FAILURES_PER_SECOND as usize);
+        // Successes and failures behind valid credentials are never dropped.
+        assert!(budget.admit(&AuditEvent::success(AuditKind::Login, at(0), &client), at(500)));
+        let reuse = AuditEvent::failure(AuditKind::RefreshReuse, at(0), &client, "token_reused");
+        assert!(budget.admit(&reuse, at(500)));
+        // The next second has a fresh budget.
+        assert!(budget.admit(&failed_login, at(1_000)));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::audit::{AuditEvent, AuditFilter, AuditKind};
+use crate::audit::{AuditEvent, AuditFilter, AuditKind, FailureBudget};
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::crypto::{Digest, ServerSecret, sha256};
 use crate::csrf::CsrfTokens;
@@ -79,6 +79,7 @@ struct Inner {
     revoked: Arc<RevocationSet>,
     csrf: CsrfTokens,
     limiter: LoginLimiter,
+    audit_failures: FailureBudget,
     metrics: Metrics,
 }
 
@@ -146,6 +147,7 @@ impl AuthenticatorBuilder {
             ),
             csrf: CsrfTokens::new(secret.derive("tessera csrf v1")),
             limiter: LoginLimiter::new(settings.limits.clone(), clock.clone()),
+            audit_failures: FailureBudget::default(),
             metrics: Metrics::default(),
             hasher,
             revoked,
@@ -735,8 +737,13 @@ impl Authenticator {
     // --- audit ------------------------------------------------------------------------------
 
     /// Appends `event` to the audit log. A failed write is logged and counted, and does not
-    /// fail the operation it records: by then the operation has happened.
+    /// fail the operation it records: by then the operation has happened. Failures of
+    /// unauthenticated requests beyond [`FailureBudget`] are counted, not written.
     async fn audit(&self, event: AuditEvent) {
+        if !self.inner.audit_failures.admit(&event, self.now()) {
+            self.inner.metrics.audit_event_dropped();
+            return;
+        }
         if let Err(e) = self.inner.stores.audit.append_audit(&event).await {
             self.inner.metrics.audit_write_failed();
             tracing::error!(event = %event.kind, "audit event not stored: {e}");

@@ -164,6 +164,7 @@ pub struct Metrics {
     refreshes: [AtomicU64; RefreshResult::ALL.len()],
     registrations: AtomicU64,
     audit_write_failures: AtomicU64,
+    audit_events_dropped: AtomicU64,
 }
 
 impl Metrics {
@@ -197,6 +198,11 @@ impl Metrics {
     /// Records an audit event that could not be stored.
     pub fn audit_write_failed(&self) {
         self.audit_write_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records a failure event not written because too many came in one second.
+    pub fn audit_event_dropped(&self) {
+        self.audit_events_dropped.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Appends every series in the Prometheus text format.
@@ -252,6 +258,17 @@ impl Metrics {
             out,
             "tessera_audit_write_failures_total {}",
             self.audit_write_failures.load(Ordering::Relaxed)
+        );
+        header(
+            out,
+            "tessera_audit_events_dropped_total",
+            "counter",
+            "Failure events of unauthenticated requests over the per-second audit budget.",
+        );
+        let _ = writeln!(
+            out,
+            "tessera_audit_events_dropped_total {}",
+            self.audit_events_dropped.load(Ordering::Relaxed)
         );
     }
 }
