@@ -135,6 +135,29 @@ async fn unknown_user_and_wrong_password_get_the_identical_401() {
 }
 
 #[tokio::test]
+async fn unknown_user_and_wrong_password_cost_the_same_argon2_work() {
+    let app = spawn_app().await;
+    app.user("alice").await;
+    let work = |metrics: &str| {
+        let read = |name| metric_sample(metrics, name).unwrap_or_else(|| panic!("no {name}"));
+        (read("tessera_argon2_computations_total"), read("tessera_argon2_kib_passes_total"))
+    };
+    let mut deltas = Vec::new();
+    for (username, password) in
+        [("alice", "not-the-password"), ("nobody-here", "not-the-password"), ("NOBODY", PASSWORD)]
+    {
+        let before = work(&app.metrics().await);
+        assert_eq!(app.post_session(username, password).await.status(), 401);
+        let after = work(&app.metrics().await);
+        deltas.push((after.0 - before.0, after.1 - before.1));
+    }
+    // Exactly one verification each, of the configured cost (the test servers' cheap argon2).
+    assert_eq!(deltas[0].0, 1.0, "{deltas:?}");
+    assert!(deltas[0].1 > 0.0, "{deltas:?}");
+    assert!(deltas.iter().all(|d| *d == deltas[0]), "the same work for every failure: {deltas:?}");
+}
+
+#[tokio::test]
 async fn get_session_returns_the_login_body_without_a_new_cookie() {
     let app = spawn_app().await;
     app.user("alice").await;
