@@ -1,11 +1,13 @@
 //! Which IP address a request comes from: the socket's peer, unless that peer is one of the
-//! configured trusted proxies, in which case the forwarding headers (`Forwarded`, RFC 7239, or
-//! else `X-Forwarded-For`) are read from the right, skipping trusted proxies, and the first
-//! address that is not one is the client.
+//! configured trusted proxies, in which case the one configured forwarding header
+//! (`X-Forwarded-For` by default, or `Forwarded`, RFC 7239) is read from the right, skipping
+//! trusted proxies, and the first address that is not one is the client.
 //!
 //! Everything left of that address was written by the client and proves nothing; headers from
 //! a peer that is not a trusted proxy are ignored entirely, so a client cannot pick the address
-//! its login attempts are throttled under.
+//! its login attempts are throttled under. Only one header is read: proxies append to the one
+//! they maintain and pass the other through untouched, so reading both would let a client
+//! write its own address into the one the proxy does not maintain.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -69,29 +71,73 @@ impl fmt::Display for IpNet {
     }
 }
 
-/// The reverse proxies whose forwarding headers are believed. Empty by default: the peer
-/// address is the client.
+/// The header trusted proxies name the client in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ForwardingHeader {
+    /// `X-Forwarded-For` (what nginx, Caddy, Traefik and most load balancers append to).
+    #[default]
+    XForwardedFor,
+    /// `Forwarded` (RFC 7239), for proxies configured to maintain it.
+    Forwarded,
+}
+
+impl ForwardingHeader {
+    /// Parses `x-forwarded-for` or `forwarded` (any case).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "x-forwarded-for" => Ok(ForwardingHeader::XForwardedFor),
+            "forwarded" => Ok(ForwardingHeader::Forwarded),
+            _ => Err(format!("`{text}` is not one of x-forwarded-for, forwarded")),
+        }
+    }
+
+    /// The header's name, lower case.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ForwardingHeader::XForwardedFor => "x-forwarded-for",
+            ForwardingHeader::Forwarded => "forwarded",
+        }
+    }
+}
+
+/// The reverse proxies whose forwarding header is believed, and which header that is. No
+/// proxies by default: the peer address is the client.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TrustedProxies(Vec<IpNet>);
+pub struct TrustedProxies {
+    nets: Vec<IpNet>,
+    header: ForwardingHeader,
+}
 
 impl TrustedProxies {
-    /// Parses a list of addresses and CIDR ranges.
+    /// Parses a list of addresses and CIDR ranges (the header is `X-Forwarded-For`).
     pub fn parse<'a>(entries: impl IntoIterator<Item = &'a str>) -> Result<Self, String> {
-        entries.into_iter().map(IpNet::parse).collect::<Result<_, _>>().map(TrustedProxies)
+        let nets = entries.into_iter().map(IpNet::parse).collect::<Result<_, _>>()?;
+        Ok(TrustedProxies { nets, header: ForwardingHeader::default() })
+    }
+
+    /// The same proxies, naming the client in `header`.
+    pub fn with_header(mut self, header: ForwardingHeader) -> Self {
+        self.header = header;
+        self
     }
 
     /// Whether no proxy is trusted.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.nets.is_empty()
     }
 
     /// The networks, for display.
     pub fn networks(&self) -> &[IpNet] {
-        &self.0
+        &self.nets
+    }
+
+    /// The header read behind a trusted proxy.
+    pub fn header(&self) -> ForwardingHeader {
+        self.header
     }
 
     fn trusts(&self, ip: IpAddr) -> bool {
-        self.0.iter().any(|net| net.contains(ip))
+        self.nets.iter().any(|net| net.contains(ip))
     }
 
     /// The client's address for a request from `peer` with `headers`.
@@ -100,7 +146,10 @@ impl TrustedProxies {
         if !self.trusts(peer) {
             return peer;
         }
-        let hops = forwarded_for(headers).or_else(|| x_forwarded_for(headers));
+        let hops = match self.header {
+            ForwardingHeader::XForwardedFor => x_forwarded_for(headers),
+            ForwardingHeader::Forwarded => forwarded_for(headers),
+        };
         let Some(hops) = hops else { return peer };
         let mut client = peer;
         for hop in hops.iter().rev() {
@@ -258,13 +307,26 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_wins_and_is_read_per_rfc_7239() {
-        let trusted = proxies(&["10.0.0.1", "2001:db8::1"]);
+    fn only_the_configured_header_is_read() {
         let both = headers(&[
             ("x-forwarded-for", "198.51.100.1"),
             ("forwarded", "for=6.6.6.6, for=\"[2001:db8:cafe::17]:4711\";proto=https"),
         ]);
-        assert_eq!(trusted.client_ip(ip("10.0.0.1"), &both), ip("2001:db8:cafe::17"));
+        let xff = proxies(&["10.0.0.1"]);
+        assert_eq!(xff.client_ip(ip("10.0.0.1"), &both), ip("198.51.100.1"));
+        // A client's own `Forwarded` header, passed through by an XFF proxy, changes nothing.
+        let only_forwarded = headers(&[("forwarded", "for=6.6.6.6")]);
+        assert_eq!(xff.client_ip(ip("10.0.0.1"), &only_forwarded), ip("10.0.0.1"));
+        let rfc = proxies(&["10.0.0.1"]).with_header(ForwardingHeader::Forwarded);
+        assert_eq!(rfc.client_ip(ip("10.0.0.1"), &both), ip("2001:db8:cafe::17"));
+        assert_eq!(ForwardingHeader::parse("X-Forwarded-For"), Ok(ForwardingHeader::XForwardedFor));
+        assert!(ForwardingHeader::parse("x-real-ip").is_err());
+    }
+
+    #[test]
+    fn forwarded_is_read_per_rfc_7239() {
+        let trusted =
+            proxies(&["10.0.0.1", "2001:db8::1"]).with_header(ForwardingHeader::Forwarded);
         let port = headers(&[("forwarded", "For=\"192.0.2.60:8080\";by=10.0.0.1")]);
         assert_eq!(trusted.client_ip(ip("::ffff:10.0.0.1"), &port), ip("192.0.2.60"));
     }
@@ -281,7 +343,8 @@ mod tests {
             assert_eq!(trusted.client_ip(peer, &map), peer, "{garbage:?}");
         }
         let hidden = headers(&[("forwarded", "for=6.6.6.6, for=unknown")]);
-        assert_eq!(trusted.client_ip(peer, &hidden), peer);
+        let rfc = trusted.clone().with_header(ForwardingHeader::Forwarded);
+        assert_eq!(rfc.client_ip(peer, &hidden), peer);
         let inner = headers(&[("x-forwarded-for", "6.6.6.6, junk, 10.2.2.2")]);
         assert_eq!(trusted.client_ip(peer, &inner), ip("10.2.2.2"));
     }

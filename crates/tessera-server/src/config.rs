@@ -20,7 +20,7 @@ use tessera::token::keys::HS256_MIN_SECRET;
 
 /// How long audit events are kept unless `[audit] retention` says otherwise.
 const DEFAULT_AUDIT_RETENTION_DAYS: u64 = 90;
-use tessera_axum::client_ip::TrustedProxies;
+use tessera_axum::client_ip::{ForwardingHeader, TrustedProxies};
 use tessera_axum::state::normalize_origin;
 
 /// A duration written as `90s`, `30m`, `12h`, `14d` (or a bare number of seconds).
@@ -103,6 +103,9 @@ pub struct RawServer {
     /// Reverse proxies (IP addresses or CIDR ranges) whose `Forwarded` / `X-Forwarded-For`
     /// headers name the client. Default none: the socket's peer address is the client.
     pub trusted_proxies: Option<StringList>,
+    /// The header trusted proxies name the client in: `x-forwarded-for` (default) or
+    /// `forwarded` (RFC 7239). Only that one is read.
+    pub client_ip_header: Option<String>,
     /// Longest a request may take. Default `30s`.
     pub request_timeout: Option<HumanDuration>,
     /// Longest a client may take to send the request headers. Default `10s`.
@@ -413,6 +416,10 @@ impl Config {
             Some(_) if public_url.as_deref().is_some_and(|u| !u.starts_with("https://")) => {
                 bail!("tls.redirect_http: redirects to server.public_url, which is not https://")
             }
+            Some(_) if public_url.is_none() && listen.ip().is_unspecified() => bail!(
+                "tls.redirect_http: set server.public_url (the redirect target); {listen} is not \
+                 an address browsers can be sent to"
+            ),
             Some(text) => Some(parse_listen(text).ok_or_else(|| {
                 anyhow!("tls.redirect_http: `{text}` is not an address like 0.0.0.0:80")
             })?),
@@ -420,7 +427,13 @@ impl Config {
         let trusted_proxies = TrustedProxies::parse(
             raw.server.trusted_proxies.unwrap_or_default().0.iter().map(String::as_str),
         )
-        .map_err(|e| anyhow!("server.trusted_proxies: {e}"))?;
+        .map_err(|e| anyhow!("server.trusted_proxies: {e}"))?
+        .with_header(
+            ForwardingHeader::parse(
+                raw.server.client_ip_header.as_deref().unwrap_or("x-forwarded-for"),
+            )
+            .map_err(|e| anyhow!("server.client_ip_header: {e}"))?,
+        );
 
         let algorithm_name = raw.token.algorithm.as_deref().unwrap_or("EdDSA");
         let algorithm = Algorithm::parse(algorithm_name).ok_or_else(|| {

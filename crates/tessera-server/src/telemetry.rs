@@ -30,7 +30,12 @@ pub fn describe_config(c: &Config) -> String {
     let lines = [
         ("server.listen", c.listen.to_string()),
         ("server.data_dir", c.data_dir.display().to_string()),
-        ("server.public_url", c.public_url.clone().unwrap_or_else(|| "http://<listen>".into())),
+        (
+            "server.public_url",
+            c.public_url.clone().unwrap_or_else(|| {
+                if c.tls.is_some() { "https://<listen>" } else { "http://<listen>" }.into()
+            }),
+        ),
         ("server.allowed_origins", c.allowed_origins.join(", ")),
         (
             "server.trusted_proxies",
@@ -41,6 +46,7 @@ pub fn describe_config(c: &Config) -> String {
                 .collect::<Vec<_>>()
                 .join(", "),
         ),
+        ("server.client_ip_header", c.trusted_proxies.header().as_str().to_owned()),
         ("server.request_timeout", d(c.request_timeout)),
         ("server.header_timeout", d(c.header_timeout)),
         ("server.shutdown_timeout", d(c.shutdown_timeout)),

@@ -136,7 +136,8 @@ impl Settings {
             if value < Duration::from_secs(1) {
                 return Err((key, "must be at least 1s".into()));
             }
-            if value > Duration::from_secs(10 * 365 * 86_400) {
+            // Ten of humantime's years (365.25 days), so `10y` itself is accepted.
+            if value > Duration::from_secs(315_576_000) {
                 return Err((key, "must be at most 10 years".into()));
             }
         }

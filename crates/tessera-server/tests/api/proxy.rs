@@ -86,8 +86,23 @@ async fn a_trusted_proxy_names_the_client_in_x_forwarded_for() {
 }
 
 #[tokio::test]
-async fn forwarded_is_preferred_and_parsed_per_rfc_7239() {
-    let app = spawn_app_with(trust(&["127.0.0.0/8", "10.0.0.0/8"])).await;
+async fn only_the_configured_header_is_read() {
+    // nginx and Caddy append to X-Forwarded-For and pass a client's own Forwarded through.
+    let app = spawn_app_with(trust(&["127.0.0.1"])).await;
+    app.user("alice").await;
+    let ip =
+        login_ip(&app, &[("forwarded", "for=1.2.3.4"), ("x-forwarded-for", "203.0.113.7")]).await;
+    assert_eq!(ip, "203.0.113.7");
+    assert_eq!(login_ip(&app, &[("forwarded", "for=1.2.3.4")]).await, "127.0.0.1");
+}
+
+#[tokio::test]
+async fn forwarded_is_read_per_rfc_7239_when_configured() {
+    let app = spawn_app_with(|raw| {
+        trust(&["127.0.0.0/8", "10.0.0.0/8"])(raw);
+        raw.server.client_ip_header = Some("Forwarded".into());
+    })
+    .await;
     app.user("alice").await;
     let ip = login_ip(
         &app,
@@ -98,6 +113,7 @@ async fn forwarded_is_preferred_and_parsed_per_rfc_7239() {
     )
     .await;
     assert_eq!(ip, "2001:db8::7", "the inner proxy 10.1.2.3 is trusted and skipped");
+    assert_eq!(login_ip(&app, &[("x-forwarded-for", "203.0.113.7")]).await, "127.0.0.1");
     // An obfuscated hop stops the walk: the last believable hop (here the peer) counts.
     assert_eq!(login_ip(&app, &[("forwarded", "for=6.6.6.6, for=_hidden")]).await, "127.0.0.1");
 }
@@ -133,6 +149,15 @@ async fn a_peer_outside_the_trusted_ranges_is_not_believed() {
     let app = spawn_app_with(trust(&["10.0.0.0/8", "::1"])).await;
     app.user("alice").await;
     assert_eq!(login_ip(&app, &[("x-forwarded-for", "203.0.113.7")]).await, "127.0.0.1");
+}
+
+#[tokio::test]
+async fn an_unknown_client_ip_header_fails_at_start() {
+    let mut raw = RawConfig::default();
+    raw.server.listen = Some("127.0.0.1:0".into());
+    raw.server.client_ip_header = Some("x-real-ip".into());
+    let error = tessera_server::config::Config::from_raw(raw).unwrap_err().to_string();
+    assert!(error.starts_with("server.client_ip_header:"), "{error}");
 }
 
 #[tokio::test]

@@ -230,6 +230,13 @@ async fn the_redirect_option_needs_tls_and_an_https_public_url() {
     raw.tls.redirect_http = Some("nowhere".into());
     let error = Config::from_raw(raw).unwrap_err().to_string();
     assert!(error.starts_with("tls.redirect_http:"), "{error}");
+
+    // Listening on every interface, the bound address is no redirect target.
+    let mut raw = RawConfig::default();
+    with_tls_and_redirect(&mut raw);
+    raw.server.listen = Some("0.0.0.0:0".into());
+    let error = Config::from_raw(raw).unwrap_err().to_string();
+    assert!(error.contains("set server.public_url"), "{error}");
 }
 
 #[tokio::test]
