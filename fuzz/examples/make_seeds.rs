@@ -120,6 +120,11 @@ fn main() {
         "forwarded.txt",
         "X203.0.113.7, 10.0.0.1\nX198.51.100.2 , 2001:db8::1\nUMozilla/5.0 (X11)",
     );
+    write(
+        "authorization_header",
+        "forwarded_rfc7239.txt",
+        "Ffor=6.6.6.6, for=\"[2001:db8:cafe::17]:4711\";proto=https\nX203.0.113.9\nFfor=_hidden",
+    );
 
     // body_decoders: the same bytes are sent as JSON and as a form to every endpoint.
     write(
