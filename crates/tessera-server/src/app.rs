@@ -13,6 +13,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
 use tessera::store::memory::MemoryStore;
+use tessera::store::postgres::PostgresStore;
 use tessera::store::sqlite::SqliteStore;
 use tessera::store::{AuditStore, RefreshStore, RevocationStore, SessionStore, Stores, UserStore};
 use tessera::token::KeySet;
@@ -40,7 +41,7 @@ pub struct Application {
     http_metrics: Arc<HttpMetrics>,
     options: ServeOptions,
     request_timeout: Duration,
-    sqlite: Option<SqliteStore>,
+    handles: StoreHandles,
     tls: Option<TlsAcceptor>,
     redirect: Option<TcpListener>,
 }
@@ -85,7 +86,7 @@ impl Application {
             ),
             None => None,
         };
-        let (stores, sqlite) = open_stores(&config).await?;
+        let (stores, handles) = open_stores(&config).await?;
         let mut engine = config.engine;
         if config.issuer.is_none() {
             engine.token.issuer = public_url.clone();
@@ -125,7 +126,7 @@ impl Application {
                 max_connections: config.max_connections,
             },
             request_timeout: config.request_timeout,
-            sqlite,
+            handles,
             tls,
             redirect,
         })
@@ -195,17 +196,42 @@ impl Application {
             Ok(n) => tracing::info!("wrote {n} pending session renewals"),
             Err(e) => tracing::error!("pending session renewals were not written: {e}"),
         }
-        if let Some(sqlite) = &self.sqlite {
-            sqlite.close().await;
-        }
+        self.handles.close().await;
         Ok(())
     }
 }
 
-/// Opens the configured stores: users, refresh families and revocations in one, sessions in
-/// the other; a SQLite store is opened once even when it fills both places.
-pub async fn open_stores(config: &Config) -> anyhow::Result<(Stores, Option<SqliteStore>)> {
+/// The backends behind [`Stores`], to close them at the end.
+#[derive(Debug, Default)]
+pub struct StoreHandles {
+    sqlite: Option<SqliteStore>,
+    postgres: Option<Arc<PostgresStore>>,
+}
+
+impl StoreHandles {
+    /// Closes every connection (waiting for those in use).
+    pub async fn close(&self) {
+        if let Some(sqlite) = &self.sqlite {
+            sqlite.close().await;
+        }
+        if let Some(postgres) = &self.postgres {
+            postgres.close().await;
+        }
+    }
+}
+
+/// Opens the configured stores: users, refresh families, revocations and the audit log in one,
+/// sessions in the other; a backend is opened once even when it fills both places.
+pub async fn open_stores(config: &Config) -> anyhow::Result<(Stores, StoreHandles)> {
     let uses = |kind| config.users_store == kind || config.sessions_store == kind;
+    let postgres = match (&config.postgres_url, uses(StoreKind::Postgres)) {
+        (Some(url), true) => Some(Arc::new(
+            PostgresStore::connect(secrecy::ExposeSecret::expose_secret(url))
+                .await
+                .context("opening the PostgreSQL store (store.url)")?,
+        )),
+        _ => None,
+    };
     let sqlite = if uses(StoreKind::Sqlite) {
         tessera::fsutil::create_private_dir(&config.data_dir)?;
         let path = config.data_dir.join("tessera.db");
@@ -220,8 +246,9 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<(Stores, Option<Sqli
     let memory = Arc::new(MemoryStore::default());
     let sqlite_arc = sqlite.clone().map(Arc::new);
     let pick = |kind: StoreKind| -> Arc<dyn AllStores> {
-        match (kind, &sqlite_arc) {
-            (StoreKind::Sqlite, Some(store)) => store.clone(),
+        match (kind, &sqlite_arc, &postgres) {
+            (StoreKind::Sqlite, Some(store), _) => store.clone(),
+            (StoreKind::Postgres, _, Some(store)) => store.clone(),
             _ => memory.clone(),
         }
     };
@@ -242,7 +269,7 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<(Stores, Option<Sqli
         }
         _ => stores,
     };
-    Ok((stores, sqlite))
+    Ok((stores, StoreHandles { sqlite, postgres }))
 }
 
 /// Background upkeep: frequent renewal flushes, periodic purges.

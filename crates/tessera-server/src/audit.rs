@@ -25,11 +25,9 @@ pub async fn run(args: &AuditArgs, config: &Config) -> anyhow::Result<()> {
         until: args.until.as_deref().map(|w| parse_when(w, now)).transpose().context("--until")?,
         limit: args.limit,
     };
-    let (stores, sqlite) = app::open_stores(config).await?;
+    let (stores, handles) = app::open_stores(config).await?;
     let result = stores.audit.query_audit(&filter).await;
-    if let Some(sqlite) = sqlite {
-        sqlite.close().await;
-    }
+    handles.close().await;
     let mut events = result.context("reading the audit log")?;
     events.reverse();
     let out = if args.json { to_json(&events)? } else { to_table(&events) };

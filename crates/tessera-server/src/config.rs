@@ -293,6 +293,8 @@ pub enum StoreKind {
     Sqlite,
     /// Process memory: nothing survives a restart.
     Memory,
+    /// A PostgreSQL database (`store.url`).
+    Postgres,
 }
 
 /// Log output format.
@@ -343,6 +345,8 @@ pub struct Config {
     pub users_store: StoreKind,
     /// Store for sessions.
     pub sessions_store: StoreKind,
+    /// PostgreSQL URL for `postgres` stores (may hold a password).
+    pub postgres_url: Option<secrecy::SecretString>,
     /// Capacity of the session cache (0: none).
     pub session_cache_capacity: usize,
     /// Engine settings (issuer filled in at start).
@@ -469,15 +473,28 @@ impl Config {
             match value.unwrap_or("sqlite") {
                 "sqlite" => Ok(StoreKind::Sqlite),
                 "memory" => Ok(StoreKind::Memory),
-                "postgres" | "redis" => bail!(
-                    "{key}: `{}` is not available in this version yet; use `sqlite` or `memory`",
-                    value.unwrap_or_default()
+                "postgres" => Ok(StoreKind::Postgres),
+                "redis" => bail!(
+                    "{key}: `redis` is not available in this version yet; use `sqlite`, \
+                     `postgres` or `memory`"
                 ),
                 other => bail!("{key}: `{other}` is not one of sqlite, memory, postgres, redis"),
             }
         };
         let users_store = store_kind("store.users", raw.store.users.as_deref())?;
         let sessions_store = store_kind("store.sessions", raw.store.sessions.as_deref())?;
+        let postgres_url = match raw.store.url {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Some(secrecy::SecretString::from(url))
+            }
+            Some(_) => bail!("store.url: not a postgres:// or postgresql:// URL"),
+            None => None,
+        };
+        if postgres_url.is_none()
+            && (users_store == StoreKind::Postgres || sessions_store == StoreKind::Postgres)
+        {
+            bail!("store.url: required for a `postgres` store (postgres://user:password@host/db)");
+        }
 
         let mut engine = Settings::new();
         let d = |v: Option<HumanDuration>, default: Duration| v.map_or(default, |h| h.0);
@@ -563,6 +580,7 @@ impl Config {
             hs256_secret,
             users_store,
             sessions_store,
+            postgres_url,
             session_cache_capacity: raw.session.cache_capacity.unwrap_or(100_000),
             engine,
             log_level,
@@ -686,7 +704,8 @@ mod tests {
             ("[token]\nalgorithm = \"HS256\"", "token.secret"),
             ("[token]\nalgorithm = \"HS256\"\nsecret = \"short\"", "token.secret"),
             ("[token]\nleeway = \"2m\"", "token.leeway"),
-            ("[store]\nusers = \"postgres\"", "store.users"),
+            ("[store]\nusers = \"postgres\"", "store.url"),
+            ("[store]\nsessions = \"redis\"", "store.sessions"),
             ("[store]\nsessions = \"mongo\"", "store.sessions"),
             ("[server]\nallowed_origins = [\"not an origin\"]", "server.allowed_origins"),
             ("[limits]\nmax_failures = -1", "limits.max_failures"),

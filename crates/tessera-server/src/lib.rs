@@ -49,16 +49,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(UserCommand::Add { username, config }) => {
             let config = load(&config, None)?;
             let password = read_password()?;
-            let (stores, sqlite) = app::open_stores(&config).await?;
+            let (stores, handles) = app::open_stores(&config).await?;
             let auth = Authenticator::builder(config.engine, stores).build().await?;
             let cli_client = tessera::store::ClientInfo {
                 ip: None,
                 user_agent: Some("tessera user add".into()),
             };
             let result = auth.create_user(&username, &password, &cli_client).await;
-            if let Some(sqlite) = sqlite {
-                sqlite.close().await;
-            }
+            handles.close().await;
             let user = result.map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("created user {} ({})", user.username, user.id);
             Ok(())

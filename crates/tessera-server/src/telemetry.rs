@@ -2,6 +2,8 @@
 
 use std::fmt::Write as _;
 
+use secrecy::ExposeSecret as _;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, LogFormat};
@@ -74,6 +76,10 @@ pub fn describe_config(c: &Config) -> String {
         ("registration.open", e.registration_open.to_string()),
         ("store.users", format!("{:?}", c.users_store).to_lowercase()),
         ("store.sessions", format!("{:?}", c.sessions_store).to_lowercase()),
+        (
+            "store.url",
+            c.postgres_url.as_ref().map_or("none".into(), |u| redact_url(u.expose_secret())),
+        ),
         ("password.memory_kib", e.password.params.memory_kib.to_string()),
         ("password.iterations", e.password.params.iterations.to_string()),
         ("password.parallelism", e.password.params.parallelism.to_string()),
@@ -86,4 +92,12 @@ pub fn describe_config(c: &Config) -> String {
         let _ = writeln!(out, "{key} = {value}");
     }
     out
+}
+
+/// A URL with its user information (user name and password) hidden.
+fn redact_url(url: &str) -> String {
+    match (url.split_once("://"), url.rfind('@')) {
+        (Some((scheme, _)), Some(at)) => format!("{scheme}://[redacted]@{}", &url[at + 1..]),
+        _ => url.to_owned(),
+    }
 }

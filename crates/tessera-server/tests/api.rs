@@ -36,6 +36,9 @@ mod jose;
 #[path = "api/ops.rs"]
 mod ops;
 #[cfg(test)]
+#[path = "api/postgres.rs"]
+mod postgres;
+#[cfg(test)]
 #[path = "api/problems.rs"]
 mod problems;
 #[cfg(test)]

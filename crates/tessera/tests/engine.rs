@@ -14,6 +14,7 @@ use tessera::password::Argon2Params;
 use tessera::store::AuditStore;
 use tessera::store::cached::CachedSessionStore;
 use tessera::store::memory::MemoryStore;
+use tessera::store::postgres::PostgresStore;
 use tessera::store::sqlite::SqliteStore;
 use tessera::store::{
     ClientInfo, FamilyRecord, RefreshStore, RefreshTokenRecord, RevocationStore, Rotation,
@@ -842,4 +843,127 @@ async fn upkeep_deletes_audit_events_past_their_retention() {
     h.clock.advance(Duration::from_secs(2));
     h.auth.maintain().await.unwrap();
     assert!(h.auth.audit_events(&AuditFilter::default()).await.unwrap().is_empty());
+}
+
+// --- PostgreSQL ---------------------------------------------------------------------------
+
+/// The URL of a fresh, empty database on the PostgreSQL server of `TESSERA_TEST_POSTGRES_URL`
+/// (`scripts/test` starts one and sets it).
+async fn postgres_database() -> String {
+    use sqlx::Connection;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let admin = std::env::var("TESSERA_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        panic!(
+            "the PostgreSQL store tests need TESSERA_TEST_POSTGRES_URL: run them with \
+             scripts/test, which starts a PostgreSQL server and sets it"
+        )
+    });
+    let name = format!(
+        "tessera_test_{}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros()
+    );
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let (base, _) = admin.rsplit_once('/').expect("a database name in the URL");
+    format!("{base}/{name}")
+}
+
+#[tokio::test]
+async fn postgres_store_meets_the_contract() {
+    let url = postgres_database().await;
+    store_suite(Arc::new(PostgresStore::connect(&url).await.unwrap())).await;
+}
+
+#[tokio::test]
+async fn concurrent_rotations_on_postgres_have_exactly_one_winner() {
+    let url = postgres_database().await;
+    let store = Arc::new(PostgresStore::connect(&url).await.unwrap());
+    store.create_family(&family("f1", "u1"), &token(1, "f1", 0)).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..8u8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store.rotate_refresh_token(&digest(1), &token(100 + i, "f1", 1), ts(1)).await.unwrap()
+        }));
+    }
+    let mut winners = 0;
+    for task in tasks {
+        if task.await.unwrap() == Rotation::Rotated {
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1);
+}
+
+#[tokio::test]
+async fn postgres_migrates_once_under_concurrent_starts_and_refuses_a_newer_schema() {
+    use sqlx::Connection;
+    let url = postgres_database().await;
+    // Instances starting together: one migrates, the others wait for it and find it done.
+    let starts: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let store = PostgresStore::connect(&url).await?;
+                store.close().await;
+                Ok::<(), StoreError>(())
+            })
+        })
+        .collect();
+    for start in starts {
+        start.await.unwrap().unwrap();
+    }
+    let store = PostgresStore::connect(&url).await.unwrap();
+    store.insert_user(&user("u1", "alice")).await.unwrap();
+    store.close().await;
+    let store = PostgresStore::connect(&url).await.unwrap();
+    assert!(store.find_user_by_username("alice").await.unwrap().is_some());
+    store.close().await;
+
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql("UPDATE tessera_schema SET version = 99").execute(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
+    match PostgresStore::connect(&url).await {
+        Err(StoreError::Corrupt(why)) => assert!(why.contains("newer"), "{why}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_postgres_is_unavailable_and_the_error_hides_the_password() {
+    // A port nothing listens on (bound, then released).
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("postgres://tessera:s3cret-pw@127.0.0.1:{port}/tessera");
+    match PostgresStore::connect(&url).await {
+        Err(StoreError::Unavailable(why)) => assert!(!why.contains("s3cret-pw"), "{why}"),
+        other => panic!("expected unavailable, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_authenticator_works_end_to_end_on_postgres() {
+    let url = postgres_database().await;
+    let store = Arc::new(PostgresStore::connect(&url).await.unwrap());
+    let mut settings = Settings::new();
+    settings.password.params = Argon2Params { memory_kib: 64, iterations: 1, parallelism: 1 };
+    let auth = Authenticator::builder(settings, Stores::single(store)).build().await.unwrap();
+    auth.register("alice", &pw(PASSWORD), &CLIENT).await.unwrap();
+    let user = auth.login(AuthMethod::Token, "alice", &pw(PASSWORD), &CLIENT).await.unwrap();
+    let first = auth.issue_tokens(&user, &CLIENT).await.unwrap();
+    let second = auth.refresh(&first.refresh.token, &CLIENT).await.unwrap();
+    auth.refresh(&second.refresh.token, &CLIENT).await.unwrap();
+    assert!(matches!(auth.refresh(&first.refresh.token, &CLIENT).await, Err(Error::TokenReused)));
+    assert!(auth.authenticate_token(&second.access.token).is_err(), "the family is revoked");
+    let session = auth.start_session(&user, &CLIENT).await.unwrap();
+    assert!(auth.authenticate_session(&session.secret).await.is_ok());
+    let events = auth.audit_events(&AuditFilter::default()).await.unwrap();
+    assert_eq!(events[0].kind, AuditKind::Login);
+    assert!(events.iter().any(|e| e.kind == AuditKind::RefreshReuse));
 }

@@ -1,6 +1,7 @@
 //! Persistence behind small traits, one per kind of state: users, sessions, refresh-token
-//! families, revocations and the audit log. The engine only ever talks to these traits; each backend
-//! (in-memory for tests, SQLite as the embedded default) implements them in its own module.
+//! families, revocations and the audit log. The engine only ever talks to these traits; each
+//! backend (in-memory for tests, SQLite as the embedded default, PostgreSQL for many
+//! instances) implements them in its own module.
 //!
 //! Records never hold a usable secret: session ids and refresh tokens appear only as their
 //! SHA-256 digest, passwords only as argon2id PHC strings.
@@ -16,6 +17,8 @@ use crate::crypto::Digest;
 
 pub mod cached;
 pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
