@@ -1,7 +1,7 @@
 //! The accept loop: HTTP/1.1 and HTTP/2 over hyper (optionally inside TLS) with handshake,
-//! header-read (first request head, either protocol) and idle timeouts, bounded header sizes and a cap on open connections, the peer
-//! address handed to handlers, and graceful shutdown (stop accepting, let in-flight requests
-//! finish, up to a limit).
+//! header-read (first request head, either protocol) and idle timeouts, bounded header sizes
+//! and a cap on open connections, the peer address handed to handlers, and graceful shutdown
+//! (stop accepting, let in-flight requests finish, up to a limit).
 
 use std::future::Future;
 use std::io;
