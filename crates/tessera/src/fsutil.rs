@@ -33,6 +33,7 @@ fn private_options() -> std::fs::OpenOptions {
 }
 
 /// Creates an empty file at `path` with mode 0600 unless something is already there.
+#[cfg(feature = "sqlite")]
 pub(crate) fn create_private_file_if_missing(path: &Path) -> std::io::Result<()> {
     match private_options().create_new(true).open(path) {
         Ok(_) => Ok(()),

@@ -17,9 +17,10 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 
+use super::rows::{self, Columns};
 use super::{
-    AuditStore, ClientInfo, FamilyRecord, RefreshStore, RefreshTokenRecord, RevocationStore,
-    Rotation, SessionRecord, SessionStore, StoreError, UserRecord, UserStore,
+    AuditStore, FamilyRecord, RefreshStore, RefreshTokenRecord, RevocationStore, Rotation,
+    SessionRecord, SessionStore, StoreError, UserRecord, UserStore,
 };
 use crate::audit::{AuditEvent, AuditFilter, AuditKind, AuditOutcome};
 use crate::clock::Timestamp;
@@ -97,7 +98,7 @@ CREATE INDEX audit_events_user_id ON audit_events(user_id, at);
 "#,
 ];
 
-/// The columns of a session row, in the order `session_from_row` reads them by name.
+/// The columns of a session row, in the order `rows::session` reads them by name.
 macro_rules! session_columns {
     () => {
         "token_hash, sid, user_id, username, created_at, last_seen_at, expires_at, ip, user_agent"
@@ -249,64 +250,22 @@ fn db(e: sqlx::Error) -> StoreError {
     }
 }
 
-fn digest(row: &PgRow, column: &str) -> Result<Digest, StoreError> {
-    let bytes: Vec<u8> = row.try_get(column).map_err(db)?;
-    bytes.try_into().map_err(|_| StoreError::Corrupt(format!("{column} is not a 32-byte digest")))
-}
+impl Columns for PgRow {
+    fn text(&self, column: &str) -> Result<String, StoreError> {
+        self.try_get(column).map_err(db)
+    }
 
-fn timestamp(row: &PgRow, column: &str) -> Result<Timestamp, StoreError> {
-    Ok(Timestamp::from_unix_millis(row.try_get(column).map_err(db)?))
-}
+    fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError> {
+        self.try_get(column).map_err(db)
+    }
 
-fn client(row: &PgRow) -> Result<ClientInfo, StoreError> {
-    Ok(ClientInfo {
-        ip: row.try_get("ip").map_err(db)?,
-        user_agent: row.try_get("user_agent").map_err(db)?,
-    })
-}
+    fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError> {
+        self.try_get(column).map_err(db)
+    }
 
-fn user_from_row(row: &PgRow) -> Result<UserRecord, StoreError> {
-    Ok(UserRecord {
-        id: row.try_get("id").map_err(db)?,
-        username: row.try_get("username").map_err(db)?,
-        password_hash: row.try_get("password_hash").map_err(db)?,
-        created_at: timestamp(row, "created_at")?,
-    })
-}
-
-fn session_from_row(row: &PgRow) -> Result<SessionRecord, StoreError> {
-    Ok(SessionRecord {
-        token_hash: digest(row, "token_hash")?,
-        sid: row.try_get("sid").map_err(db)?,
-        user_id: row.try_get("user_id").map_err(db)?,
-        username: row.try_get("username").map_err(db)?,
-        created_at: timestamp(row, "created_at")?,
-        last_seen_at: timestamp(row, "last_seen_at")?,
-        expires_at: timestamp(row, "expires_at")?,
-        client: client(row)?,
-    })
-}
-
-fn family_from_row(row: &PgRow) -> Result<FamilyRecord, StoreError> {
-    Ok(FamilyRecord {
-        sid: row.try_get("sid").map_err(db)?,
-        user_id: row.try_get("user_id").map_err(db)?,
-        username: row.try_get("username").map_err(db)?,
-        created_at: timestamp(row, "created_at")?,
-        last_used_at: timestamp(row, "last_used_at")?,
-        expires_at: timestamp(row, "expires_at")?,
-        client: client(row)?,
-    })
-}
-
-fn refresh_token_from_row(row: &PgRow) -> Result<RefreshTokenRecord, StoreError> {
-    let spent_at: Option<i64> = row.try_get("spent_at").map_err(db)?;
-    Ok(RefreshTokenRecord {
-        token_hash: digest(row, "token_hash")?,
-        sid: row.try_get("sid").map_err(db)?,
-        issued_at: timestamp(row, "issued_at")?,
-        spent_at: spent_at.map(Timestamp::from_unix_millis),
-    })
+    fn bytes(&self, column: &str) -> Result<Vec<u8>, StoreError> {
+        self.try_get(column).map_err(db)
+    }
 }
 
 #[async_trait]
@@ -335,7 +294,7 @@ impl UserStore for PostgresStore {
             .await
             .map_err(db)?
             .as_ref()
-            .map(user_from_row)
+            .map(rows::user)
             .transpose()
     }
 
@@ -346,7 +305,7 @@ impl UserStore for PostgresStore {
             .await
             .map_err(db)?
             .as_ref()
-            .map(user_from_row)
+            .map(rows::user)
             .transpose()
     }
 
@@ -399,7 +358,7 @@ impl SessionStore for PostgresStore {
             .await
             .map_err(db)?
             .as_ref()
-            .map(session_from_row)
+            .map(rows::session)
             .transpose()
     }
 
@@ -438,7 +397,7 @@ impl SessionStore for PostgresStore {
         .await
         .map_err(db)?
         .as_ref()
-        .map(session_from_row)
+        .map(rows::session)
         .transpose()
     }
 
@@ -457,7 +416,7 @@ impl SessionStore for PostgresStore {
         .await
         .map_err(db)?
         .as_ref()
-        .map(session_from_row)
+        .map(rows::session)
         .transpose()
     }
 
@@ -472,7 +431,7 @@ impl SessionStore for PostgresStore {
         .await
         .map_err(db)?
         .iter()
-        .map(session_from_row)
+        .map(rows::session)
         .collect()
     }
 
@@ -491,7 +450,7 @@ impl SessionStore for PostgresStore {
         .await
         .map_err(db)?
         .iter()
-        .map(|row| digest(row, "token_hash"))
+        .map(|row| rows::digest(row, "token_hash"))
         .collect()
     }
 
@@ -556,7 +515,7 @@ impl RefreshStore for PostgresStore {
         .await
         .map_err(db)?;
         let Some(row) = row else { return Ok(None) };
-        Ok(Some((refresh_token_from_row(&row)?, family_from_row(&row)?)))
+        Ok(Some((rows::refresh_token(&row)?, rows::family(&row)?)))
     }
 
     async fn rotate_refresh_token(
@@ -597,7 +556,7 @@ impl RefreshStore for PostgresStore {
             .await
             .map_err(db)?
             .as_ref()
-            .map(family_from_row)
+            .map(rows::family)
             .transpose()
     }
 
@@ -620,7 +579,7 @@ impl RefreshStore for PostgresStore {
         .await
         .map_err(db)?
         .as_ref()
-        .map(family_from_row)
+        .map(rows::family)
         .transpose()?;
         if family.is_some() || user_id.is_none() {
             insert_revocation(&mut tx, sid, revoke_until).await?;
@@ -640,7 +599,7 @@ impl RefreshStore for PostgresStore {
         .await
         .map_err(db)?
         .iter()
-        .map(family_from_row)
+        .map(rows::family)
         .collect()
     }
 
@@ -740,7 +699,7 @@ impl RevocationStore for PostgresStore {
             .await
             .map_err(db)?;
         rows.iter()
-            .map(|row| Ok((row.try_get("sid").map_err(db)?, timestamp(row, "until")?)))
+            .map(|row| Ok((row.try_get("sid").map_err(db)?, rows::timestamp(row, "until")?)))
             .collect()
     }
 
@@ -752,29 +711,6 @@ impl RevocationStore for PostgresStore {
             .map_err(db)?;
         Ok(done.rows_affected())
     }
-}
-
-fn audit_from_row(row: &PgRow) -> Result<AuditEvent, StoreError> {
-    let text = |column: &str| -> Result<String, StoreError> { row.try_get(column).map_err(db) };
-    let corrupt = |e: String| StoreError::Corrupt(format!("audit_events: {e}"));
-    let method: Option<String> = row.try_get("method").map_err(db)?;
-    let method = match method.as_deref() {
-        None => None,
-        Some("session") => Some(AuthMethod::Session),
-        Some("token") => Some(AuthMethod::Token),
-        Some(other) => return Err(corrupt(format!("unknown method {other:?}"))),
-    };
-    Ok(AuditEvent {
-        at: timestamp(row, "at")?,
-        kind: text("event")?.parse::<AuditKind>().map_err(corrupt)?,
-        outcome: text("outcome")?.parse::<AuditOutcome>().map_err(corrupt)?,
-        reason: row.try_get("reason").map_err(db)?,
-        user_id: row.try_get("user_id").map_err(db)?,
-        username: row.try_get("username").map_err(db)?,
-        method,
-        sid: row.try_get("sid").map_err(db)?,
-        client: client(row)?,
-    })
 }
 
 #[async_trait]
@@ -824,7 +760,7 @@ impl AuditStore for PostgresStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
-        rows.iter().map(audit_from_row).collect()
+        rows.iter().map(rows::audit_event).collect()
     }
 
     async fn delete_audit_before(&self, cutoff: Timestamp) -> Result<u64, StoreError> {

@@ -14,9 +14,10 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, Sqlite, Transaction};
 
+use super::rows::{self, Columns};
 use super::{
-    AuditStore, ClientInfo, FamilyRecord, RefreshStore, RefreshTokenRecord, RevocationStore,
-    Rotation, SessionRecord, SessionStore, StoreError, UserRecord, UserStore,
+    AuditStore, FamilyRecord, RefreshStore, RefreshTokenRecord, RevocationStore, Rotation,
+    SessionRecord, SessionStore, StoreError, UserRecord, UserStore,
 };
 use crate::audit::{AuditEvent, AuditFilter, AuditKind, AuditOutcome};
 use crate::clock::Timestamp;
@@ -90,7 +91,7 @@ CREATE INDEX audit_events_user_id ON audit_events(user_id, at);
 "#,
 ];
 
-/// The columns of a session row, in the order `session_from_row` reads them by name.
+/// The columns of a session row, in the order `rows::session` reads them by name.
 macro_rules! session_columns {
     () => {
         "token_hash, sid, user_id, username, created_at, last_seen_at, expires_at, ip, user_agent"
@@ -179,64 +180,22 @@ fn db(e: sqlx::Error) -> StoreError {
     }
 }
 
-fn digest(row: &SqliteRow, column: &str) -> Result<Digest, StoreError> {
-    let bytes: Vec<u8> = row.try_get(column).map_err(db)?;
-    bytes.try_into().map_err(|_| StoreError::Corrupt(format!("{column} is not a 32-byte digest")))
-}
+impl Columns for SqliteRow {
+    fn text(&self, column: &str) -> Result<String, StoreError> {
+        self.try_get(column).map_err(db)
+    }
 
-fn timestamp(row: &SqliteRow, column: &str) -> Result<Timestamp, StoreError> {
-    Ok(Timestamp::from_unix_millis(row.try_get(column).map_err(db)?))
-}
+    fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError> {
+        self.try_get(column).map_err(db)
+    }
 
-fn client(row: &SqliteRow) -> Result<ClientInfo, StoreError> {
-    Ok(ClientInfo {
-        ip: row.try_get("ip").map_err(db)?,
-        user_agent: row.try_get("user_agent").map_err(db)?,
-    })
-}
+    fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError> {
+        self.try_get(column).map_err(db)
+    }
 
-fn user_from_row(row: &SqliteRow) -> Result<UserRecord, StoreError> {
-    Ok(UserRecord {
-        id: row.try_get("id").map_err(db)?,
-        username: row.try_get("username").map_err(db)?,
-        password_hash: row.try_get("password_hash").map_err(db)?,
-        created_at: timestamp(row, "created_at")?,
-    })
-}
-
-fn session_from_row(row: &SqliteRow) -> Result<SessionRecord, StoreError> {
-    Ok(SessionRecord {
-        token_hash: digest(row, "token_hash")?,
-        sid: row.try_get("sid").map_err(db)?,
-        user_id: row.try_get("user_id").map_err(db)?,
-        username: row.try_get("username").map_err(db)?,
-        created_at: timestamp(row, "created_at")?,
-        last_seen_at: timestamp(row, "last_seen_at")?,
-        expires_at: timestamp(row, "expires_at")?,
-        client: client(row)?,
-    })
-}
-
-fn family_from_row(row: &SqliteRow) -> Result<FamilyRecord, StoreError> {
-    Ok(FamilyRecord {
-        sid: row.try_get("sid").map_err(db)?,
-        user_id: row.try_get("user_id").map_err(db)?,
-        username: row.try_get("username").map_err(db)?,
-        created_at: timestamp(row, "created_at")?,
-        last_used_at: timestamp(row, "last_used_at")?,
-        expires_at: timestamp(row, "expires_at")?,
-        client: client(row)?,
-    })
-}
-
-fn refresh_token_from_row(row: &SqliteRow) -> Result<RefreshTokenRecord, StoreError> {
-    let spent_at: Option<i64> = row.try_get("spent_at").map_err(db)?;
-    Ok(RefreshTokenRecord {
-        token_hash: digest(row, "token_hash")?,
-        sid: row.try_get("sid").map_err(db)?,
-        issued_at: timestamp(row, "issued_at")?,
-        spent_at: spent_at.map(Timestamp::from_unix_millis),
-    })
+    fn bytes(&self, column: &str) -> Result<Vec<u8>, StoreError> {
+        self.try_get(column).map_err(db)
+    }
 }
 
 #[async_trait]
@@ -265,7 +224,7 @@ impl UserStore for SqliteStore {
             .await
             .map_err(db)?
             .as_ref()
-            .map(user_from_row)
+            .map(rows::user)
             .transpose()
     }
 
@@ -276,7 +235,7 @@ impl UserStore for SqliteStore {
             .await
             .map_err(db)?
             .as_ref()
-            .map(user_from_row)
+            .map(rows::user)
             .transpose()
     }
 
@@ -329,7 +288,7 @@ impl SessionStore for SqliteStore {
             .await
             .map_err(db)?
             .as_ref()
-            .map(session_from_row)
+            .map(rows::session)
             .transpose()
     }
 
@@ -365,7 +324,7 @@ impl SessionStore for SqliteStore {
         .await
         .map_err(db)?
         .as_ref()
-        .map(session_from_row)
+        .map(rows::session)
         .transpose()
     }
 
@@ -384,7 +343,7 @@ impl SessionStore for SqliteStore {
         .await
         .map_err(db)?
         .as_ref()
-        .map(session_from_row)
+        .map(rows::session)
         .transpose()
     }
 
@@ -399,7 +358,7 @@ impl SessionStore for SqliteStore {
         .await
         .map_err(db)?
         .iter()
-        .map(session_from_row)
+        .map(rows::session)
         .collect()
     }
 
@@ -419,7 +378,7 @@ impl SessionStore for SqliteStore {
         .await
         .map_err(db)?
         .iter()
-        .map(|row| digest(row, "token_hash"))
+        .map(|row| rows::digest(row, "token_hash"))
         .collect()
     }
 
@@ -484,7 +443,7 @@ impl RefreshStore for SqliteStore {
         .await
         .map_err(db)?;
         let Some(row) = row else { return Ok(None) };
-        Ok(Some((refresh_token_from_row(&row)?, family_from_row(&row)?)))
+        Ok(Some((rows::refresh_token(&row)?, rows::family(&row)?)))
     }
 
     async fn rotate_refresh_token(
@@ -523,7 +482,7 @@ impl RefreshStore for SqliteStore {
             .await
             .map_err(db)?
             .as_ref()
-            .map(family_from_row)
+            .map(rows::family)
             .transpose()
     }
 
@@ -546,7 +505,7 @@ impl RefreshStore for SqliteStore {
         .await
         .map_err(db)?
         .as_ref()
-        .map(family_from_row)
+        .map(rows::family)
         .transpose()?;
         if family.is_some() || user_id.is_none() {
             insert_revocation(&mut tx, sid, revoke_until).await?;
@@ -566,7 +525,7 @@ impl RefreshStore for SqliteStore {
         .await
         .map_err(db)?
         .iter()
-        .map(family_from_row)
+        .map(rows::family)
         .collect()
     }
 
@@ -665,7 +624,7 @@ impl RevocationStore for SqliteStore {
             .await
             .map_err(db)?;
         rows.iter()
-            .map(|row| Ok((row.try_get("sid").map_err(db)?, timestamp(row, "until")?)))
+            .map(|row| Ok((row.try_get("sid").map_err(db)?, rows::timestamp(row, "until")?)))
             .collect()
     }
 
@@ -677,29 +636,6 @@ impl RevocationStore for SqliteStore {
             .map_err(db)?;
         Ok(done.rows_affected())
     }
-}
-
-fn audit_from_row(row: &SqliteRow) -> Result<AuditEvent, StoreError> {
-    let text = |column: &str| -> Result<String, StoreError> { row.try_get(column).map_err(db) };
-    let corrupt = |e: String| StoreError::Corrupt(format!("audit_events: {e}"));
-    let method: Option<String> = row.try_get("method").map_err(db)?;
-    let method = match method.as_deref() {
-        None => None,
-        Some("session") => Some(AuthMethod::Session),
-        Some("token") => Some(AuthMethod::Token),
-        Some(other) => return Err(corrupt(format!("unknown method {other:?}"))),
-    };
-    Ok(AuditEvent {
-        at: timestamp(row, "at")?,
-        kind: text("event")?.parse::<AuditKind>().map_err(corrupt)?,
-        outcome: text("outcome")?.parse::<AuditOutcome>().map_err(corrupt)?,
-        reason: row.try_get("reason").map_err(db)?,
-        user_id: row.try_get("user_id").map_err(db)?,
-        username: row.try_get("username").map_err(db)?,
-        method,
-        sid: row.try_get("sid").map_err(db)?,
-        client: client(row)?,
-    })
 }
 
 #[async_trait]
@@ -748,7 +684,7 @@ impl AuditStore for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
-        rows.iter().map(audit_from_row).collect()
+        rows.iter().map(rows::audit_event).collect()
     }
 
     async fn delete_audit_before(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
