@@ -115,7 +115,8 @@ fuzz_target!(|data: &[u8]| {
                 }
                 CredentialSource::SessionCookie => panic!("a session cookie succeeded"),
             };
-            let principal = state.auth.authenticate_token(presented).expect("engine disagrees");
+            let verdict = fx.rt.block_on(state.auth.authenticate_token(presented));
+            let principal = verdict.expect("engine disagrees");
             assert_eq!(principal, user.principal);
             assert!(user.session.is_none());
         }

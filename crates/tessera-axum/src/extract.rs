@@ -121,7 +121,7 @@ pub async fn authenticate(
         if let Some((scheme, token)) = value.trim().split_once(' ')
             && scheme.eq_ignore_ascii_case("bearer")
         {
-            let principal = state.auth.authenticate_token(token.trim())?;
+            let principal = state.auth.authenticate_token(token.trim()).await?;
             return Ok(Some(AuthUser {
                 principal,
                 session: None,
@@ -133,7 +133,7 @@ pub async fn authenticate(
         return session_user(state, cookie).await.map(Some);
     }
     if let Some(token) = CookieKind::Access.get(&state.http, headers) {
-        let principal = state.auth.authenticate_token(token)?;
+        let principal = state.auth.authenticate_token(token).await?;
         return Ok(Some(AuthUser {
             principal,
             session: None,

@@ -307,6 +307,10 @@ mod flaky {
             self.up()?;
             self.inner.insert_revocation(sid, until).await
         }
+        async fn is_revoked(&self, sid: &str, n: Timestamp) -> Result<bool, StoreError> {
+            self.up()?;
+            self.inner.is_revoked(sid, n).await
+        }
         async fn active_revocations(
             &self,
             n: Timestamp,

@@ -13,9 +13,14 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
 use tessera::store::memory::MemoryStore;
+use tessera::store::memory_throttle::MemoryThrottle;
 use tessera::store::postgres::PostgresStore;
+use tessera::store::redis::{RedisOptions, RedisStore};
 use tessera::store::sqlite::SqliteStore;
-use tessera::store::{AuditStore, RefreshStore, RevocationStore, SessionStore, Stores, UserStore};
+use tessera::store::{
+    AuditStore, RefreshStore, RevocationFeed, RevocationStore, SessionStore, Stores, ThrottleStore,
+    UserStore,
+};
 use tessera::token::KeySet;
 use tessera::{Authenticator, Clock, ServerSecret, SystemClock};
 use tessera_axum::{ApiError, HttpSettings, TesseraState, api_router};
@@ -164,6 +169,10 @@ impl Application {
         let router = app(self.state.clone(), self.http_metrics.clone(), self.request_timeout);
         let auth = self.state.auth.clone();
         let upkeep = tokio::spawn(upkeep(auth.clone()));
+        let feed = {
+            let auth = auth.clone();
+            tokio::spawn(async move { auth.follow_revocation_feed().await })
+        };
         // The redirector stops when the main server does.
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let redirector = self.redirect.map(|listener| {
@@ -189,8 +198,10 @@ impl Application {
             let _ = redirector.await;
         }
         upkeep.abort();
-        // Wait until it has stopped, so no purge runs against a closing store.
+        feed.abort();
+        // Wait until they have stopped, so nothing runs against a closing store.
         let _ = upkeep.await;
+        let _ = feed.await;
         match auth.flush().await {
             Ok(0) => {}
             Ok(n) => tracing::info!("wrote {n} pending session renewals"),
@@ -221,7 +232,9 @@ impl StoreHandles {
 }
 
 /// Opens the configured stores: users, refresh families, revocations and the audit log in one,
-/// sessions in the other; a backend is opened once even when it fills both places.
+/// sessions in the other; a backend is opened once even when it fills both places. With a
+/// Redis URL, throttling counters and the revocation feed live in Redis (shared by every
+/// instance); without, in this process.
 pub async fn open_stores(config: &Config) -> anyhow::Result<(Stores, StoreHandles)> {
     let uses = |kind| config.users_store == kind || config.sessions_store == kind;
     let postgres = match (&config.postgres_url, uses(StoreKind::Postgres)) {
@@ -243,6 +256,19 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<(Stores, StoreHandle
     } else {
         None
     };
+    let redis = match &config.redis_url {
+        Some(url) => {
+            let mut options = RedisOptions::new(config.engine.session.idle_timeout);
+            options.prefix = config.redis_prefix.clone();
+            let url = secrecy::ExposeSecret::expose_secret(url);
+            Some(Arc::new(
+                RedisStore::connect(url, options)
+                    .await
+                    .context("opening the Redis store (store.redis_url)")?,
+            ))
+        }
+        None => None,
+    };
     let memory = Arc::new(MemoryStore::default());
     let sqlite_arc = sqlite.clone().map(Arc::new);
     let pick = |kind: StoreKind| -> Arc<dyn AllStores> {
@@ -252,7 +278,16 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<(Stores, StoreHandle
             _ => memory.clone(),
         }
     };
-    let (users, sessions) = (pick(config.users_store), pick(config.sessions_store));
+    let users = pick(config.users_store);
+    let sessions: Arc<dyn SessionStore> = match (config.sessions_store, &redis) {
+        (StoreKind::Redis, Some(redis)) => redis.clone(),
+        (kind, _) => pick(kind),
+    };
+    let throttle: Arc<dyn ThrottleStore> = match &redis {
+        Some(redis) => redis.clone(),
+        None => Arc::new(MemoryThrottle::default()),
+    };
+    let feed = redis.clone().map(|redis| redis as Arc<dyn RevocationFeed>);
     // Revocations live with the refresh families they revoke, so they survive together.
     // The audit log is kept with the users it is about.
     let stores = Stores {
@@ -261,6 +296,8 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<(Stores, StoreHandle
         revocations: users.clone(),
         audit: users,
         sessions,
+        throttle,
+        feed,
     };
     // This process is the SQLite file's only writer, so an in-process cache stays exact.
     let stores = match config.sessions_store {
@@ -269,6 +306,7 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<(Stores, StoreHandle
         }
         _ => stores,
     };
+    // Redis connections close when the last handle is dropped.
     Ok((stores, StoreHandles { sqlite, postgres }))
 }
 

@@ -215,14 +215,19 @@ pub struct RawRegistration {
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawStore {
-    /// Users, refresh families and revocations: `sqlite` (default) or `memory`.
+    /// Users, refresh families, revocations and the audit log: `sqlite` (default), `postgres`
+    /// or `memory`.
     pub users: Option<String>,
-    /// Sessions: `sqlite` (default) or `memory`.
+    /// Sessions: `sqlite` (default), `postgres`, `redis` or `memory`.
     pub sessions: Option<String>,
     /// PostgreSQL URL (for `postgres` stores).
     pub url: Option<String>,
-    /// Redis URL (for `redis` stores).
+    /// Redis or Valkey URL (`redis://`, `rediss://`, `redis+unix://`). Required for
+    /// `sessions = "redis"`; when set, throttling counters and the revocation feed between
+    /// instances live there too. No default.
     pub redis_url: Option<String>,
+    /// First part of every Redis key and of the feed's channel. Default `tessera`.
+    pub redis_prefix: Option<String>,
 }
 
 /// The `[password]` section.
@@ -295,6 +300,8 @@ pub enum StoreKind {
     Memory,
     /// A PostgreSQL database (`store.url`).
     Postgres,
+    /// A Redis or Valkey server (`store.redis_url`), for sessions only.
+    Redis,
 }
 
 /// Log output format.
@@ -347,6 +354,11 @@ pub struct Config {
     pub sessions_store: StoreKind,
     /// PostgreSQL URL for `postgres` stores (may hold a password).
     pub postgres_url: Option<secrecy::SecretString>,
+    /// Redis URL: sessions if `sessions_store` is `Redis`, and throttling counters and the
+    /// revocation feed whenever set (may hold a password).
+    pub redis_url: Option<secrecy::SecretString>,
+    /// Prefix of every Redis key.
+    pub redis_prefix: String,
     /// Capacity of the session cache (0: none).
     pub session_cache_capacity: usize,
     /// Engine settings (issuer filled in at start).
@@ -474,14 +486,17 @@ impl Config {
                 "sqlite" => Ok(StoreKind::Sqlite),
                 "memory" => Ok(StoreKind::Memory),
                 "postgres" => Ok(StoreKind::Postgres),
-                "redis" => bail!(
-                    "{key}: `redis` is not available in this version yet; use `sqlite`, \
-                     `postgres` or `memory`"
-                ),
+                "redis" => Ok(StoreKind::Redis),
                 other => bail!("{key}: `{other}` is not one of sqlite, memory, postgres, redis"),
             }
         };
         let users_store = store_kind("store.users", raw.store.users.as_deref())?;
+        if users_store == StoreKind::Redis {
+            bail!(
+                "store.users: Redis holds sessions, throttling counters and the revocation feed; \
+                 users, refresh families and the audit log need `postgres` (or `sqlite`)"
+            );
+        }
         let sessions_store = store_kind("store.sessions", raw.store.sessions.as_deref())?;
         let postgres_url = match raw.store.url {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
@@ -494,6 +509,34 @@ impl Config {
             && (users_store == StoreKind::Postgres || sessions_store == StoreKind::Postgres)
         {
             bail!("store.url: required for a `postgres` store (postgres://user:password@host/db)");
+        }
+        let redis_url = match raw.store.redis_url {
+            Some(url)
+                if [
+                    "redis://",
+                    "rediss://",
+                    "redis+unix://",
+                    "unix://",
+                    "valkey://",
+                    "valkeys://",
+                ]
+                .iter()
+                .any(|scheme| url.starts_with(scheme)) =>
+            {
+                Some(secrecy::SecretString::from(url))
+            }
+            Some(_) => bail!("store.redis_url: not a redis://, rediss:// or redis+unix:// URL"),
+            None => None,
+        };
+        if redis_url.is_none() && sessions_store == StoreKind::Redis {
+            bail!("store.redis_url: required for `sessions = \"redis\"` (redis://host:6379)");
+        }
+        let redis_prefix = raw.store.redis_prefix.unwrap_or_else(|| "tessera".to_owned());
+        if redis_prefix.is_empty()
+            || redis_prefix.len() > 64
+            || !redis_prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        {
+            bail!("store.redis_prefix: 1 to 64 characters of A-Z a-z 0-9 - _ . :");
         }
 
         let mut engine = Settings::new();
@@ -581,6 +624,8 @@ impl Config {
             users_store,
             sessions_store,
             postgres_url,
+            redis_url,
+            redis_prefix,
             session_cache_capacity: raw.session.cache_capacity.unwrap_or(100_000),
             engine,
             log_level,
@@ -705,7 +750,10 @@ mod tests {
             ("[token]\nalgorithm = \"HS256\"\nsecret = \"short\"", "token.secret"),
             ("[token]\nleeway = \"2m\"", "token.leeway"),
             ("[store]\nusers = \"postgres\"", "store.url"),
-            ("[store]\nsessions = \"redis\"", "store.sessions"),
+            ("[store]\nsessions = \"redis\"", "store.redis_url"),
+            ("[store]\nusers = \"redis\"\nredis_url = \"redis://x\"", "store.users"),
+            ("[store]\nredis_url = \"http://x\"", "store.redis_url"),
+            ("[store]\nredis_prefix = \"a b\"", "store.redis_prefix"),
             ("[store]\nsessions = \"mongo\"", "store.sessions"),
             ("[server]\nallowed_origins = [\"not an origin\"]", "server.allowed_origins"),
             ("[limits]\nmax_failures = -1", "limits.max_failures"),

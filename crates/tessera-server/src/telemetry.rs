@@ -80,6 +80,11 @@ pub fn describe_config(c: &Config) -> String {
             "store.url",
             c.postgres_url.as_ref().map_or("none".into(), |u| redact_url(u.expose_secret())),
         ),
+        (
+            "store.redis_url",
+            c.redis_url.as_ref().map_or("none".into(), |u| redact_url(u.expose_secret())),
+        ),
+        ("store.redis_prefix", c.redis_prefix.clone()),
         ("password.memory_kib", e.password.params.memory_kib.to_string()),
         ("password.iterations", e.password.params.iterations.to_string()),
         ("password.parallelism", e.password.params.parallelism.to_string()),

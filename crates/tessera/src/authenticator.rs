@@ -1,8 +1,9 @@
 //! [`Authenticator`]: the one entry point that ties users, passwords, sessions, tokens,
 //! throttling and revocation together. Every HTTP route is a thin call into one of its methods.
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
 
@@ -18,7 +19,7 @@ use crate::password::{PasswordHasher, policy};
 use crate::principal::{AuthMethod, Principal};
 use crate::session::{ActiveSession, NewSession, SessionManager};
 use crate::settings::Settings;
-use crate::store::{ClientInfo, StoreError, Stores, UserRecord};
+use crate::store::{ClientInfo, RevocationFeed, StoreError, Stores, UserRecord};
 use crate::token::refresh::{IssuedRefreshToken, RefreshOutcome, RefreshTokens};
 use crate::token::{AccessTokens, Algorithm, IssuedAccessToken, KeySet, RevocationSet, SigningKey};
 
@@ -77,6 +78,10 @@ struct Inner {
     access: AccessTokens,
     refresh: RefreshTokens,
     revoked: Arc<RevocationSet>,
+    /// The feed is connected and this process's revocation set is in sync with the store.
+    feed_live: AtomicBool,
+    /// Revocations the feed could not take yet (retried by [`Authenticator::flush`]).
+    unpublished: Mutex<Vec<(String, Timestamp)>>,
     csrf: CsrfTokens,
     limiter: LoginLimiter,
     audit_failures: FailureBudget,
@@ -146,7 +151,13 @@ impl AuthenticatorBuilder {
                 clock.clone(),
             ),
             csrf: CsrfTokens::new(secret.derive("tessera csrf v1")),
-            limiter: LoginLimiter::new(settings.limits.clone(), clock.clone()),
+            limiter: LoginLimiter::new(
+                settings.limits.clone(),
+                clock.clone(),
+                stores.throttle.clone(),
+            ),
+            feed_live: AtomicBool::new(false),
+            unpublished: Mutex::new(Vec::new()),
             audit_failures: FailureBudget::default(),
             metrics: Metrics::default(),
             hasher,
@@ -226,7 +237,7 @@ impl Authenticator {
         if !self.inner.settings.registration_open {
             return Err(Error::RegistrationClosed);
         }
-        self.inner.limiter.registration(client.ip.as_deref())?;
+        self.inner.limiter.registration(client.ip.as_deref()).await?;
         self.insert_new_user(username, password).await
     }
 
@@ -318,15 +329,15 @@ impl Authenticator {
     ) -> Result<UserRecord, Error> {
         let inner = &self.inner;
         let username = username.to_ascii_lowercase();
-        let attempt = inner.limiter.begin_login(&username, ip)?;
+        let attempt = inner.limiter.begin_login(&username, ip).await?;
         let user = inner.stores.users.find_user_by_username(&username).await?;
         let verdict =
             inner.hasher.verify(password, user.as_ref().map(|u| u.password_hash.as_str())).await?;
         let Some(mut user) = user.filter(|_| verdict.matches) else {
-            attempt.failed();
+            attempt.failed().await?;
             return Err(Error::InvalidCredentials);
         };
-        attempt.succeeded();
+        attempt.succeeded().await?;
         if verdict.needs_rehash {
             match inner.hasher.hash(password).await {
                 Ok(hash) => match inner.stores.users.update_password_hash(&user.id, &hash).await {
@@ -369,7 +380,7 @@ impl Authenticator {
         if new.expose_secret() == current.expose_secret() {
             return Err(Error::validation("new_password", "must differ from the current password"));
         }
-        let attempt = inner.limiter.begin_login(&principal.username, ip)?;
+        let attempt = inner.limiter.begin_login(&principal.username, ip).await?;
         let user = inner
             .stores
             .users
@@ -377,10 +388,10 @@ impl Authenticator {
             .await?
             .ok_or(Error::Unauthorized)?;
         if !inner.hasher.verify(current, Some(&user.password_hash)).await?.matches {
-            attempt.failed();
+            attempt.failed().await?;
             return Err(Error::InvalidCredentials);
         }
-        attempt.succeeded();
+        attempt.succeeded().await?;
         let hash = inner.hasher.hash(new).await?;
         // Other logins end before the new hash is stored, so a crash in between cannot leave
         // the password changed with a thief's session still alive; a login with the old
@@ -477,9 +488,13 @@ impl Authenticator {
     }
 
     /// Authenticates a request by its access token.
-    pub fn authenticate_token(&self, token: &str) -> Result<Principal, Error> {
+    ///
+    /// Revocation is checked in this process's revocation set. While a configured revocation
+    /// feed is down (this process might be missing revocations made elsewhere), the store is
+    /// asked as well, and a store that cannot answer fails the request.
+    pub async fn authenticate_token(&self, token: &str) -> Result<Principal, Error> {
         let started = Instant::now();
-        let result = self.inner.access.verify(token);
+        let result = self.verify_access_token(token).await;
         self.inner.metrics.authentication(
             AuthMethod::Token,
             auth_outcome(&result),
@@ -493,6 +508,21 @@ impl Authenticator {
             sid: claims.sid.clone(),
             expires_at: Timestamp::from_unix_seconds(claims.exp),
         })
+    }
+
+    async fn verify_access_token(
+        &self,
+        token: &str,
+    ) -> Result<Arc<crate::token::AccessClaims>, Error> {
+        let claims = self.inner.access.verify(token)?;
+        let inner = &self.inner;
+        if inner.stores.feed.is_some()
+            && !inner.feed_live.load(Ordering::Acquire)
+            && inner.stores.revocations.is_revoked(&claims.sid, self.now()).await?
+        {
+            return Err(Error::TokenInvalid("the token's session has been revoked"));
+        }
+        Ok(claims)
     }
 
     /// Exchanges a refresh token for a new access token and refresh token.
@@ -538,7 +568,8 @@ impl Authenticator {
         client: &ClientInfo,
     ) -> Result<(TokenGrant, bool), Error> {
         let limiter = &self.inner.limiter;
-        match self.inner.refresh.refresh(token, |family| limiter.refresh(&family.sid)).await? {
+        let admit = async |family: &crate::store::FamilyRecord| limiter.refresh(&family.sid).await;
+        match self.inner.refresh.refresh(token, admit).await? {
             RefreshOutcome::Rotated(next) => Ok((self.grant(next)?, false)),
             RefreshOutcome::Retried(next) => Ok((self.grant(next)?, true)),
             RefreshOutcome::Reused(family) => {
@@ -619,8 +650,11 @@ impl Authenticator {
                 _ => return Ok(false),
             }
         }
-        let until = self.revoke_in_memory(&[sid.to_owned()]);
-        Ok(refresh.delete_family(sid, user_id, until).await?.is_some())
+        let sids = [sid.to_owned()];
+        let until = self.revoke_in_memory(&sids);
+        let deleted = refresh.delete_family(sid, user_id, until).await?.is_some();
+        self.announce(&sids, until).await;
+        Ok(deleted)
     }
 
     /// Puts `sids` in this process's revocation set; returns until when they stay there (the
@@ -631,6 +665,88 @@ impl Authenticator {
             self.inner.revoked.insert(sid, until);
         }
         until
+    }
+
+    /// Tells the other instances about revocations that are now stored. A message the feed
+    /// cannot take is kept and retried by [`flush`](Self::flush); until then the others still
+    /// see the revocation in the store whenever they resynchronise.
+    async fn announce(&self, sids: &[String], until: Timestamp) {
+        let Some(feed) = &self.inner.stores.feed else { return };
+        for (i, sid) in sids.iter().enumerate() {
+            if let Err(e) = feed.publish(sid, until).await {
+                tracing::warn!("revocation feed: publishing failed, will retry: {e}");
+                let mut unpublished = lock(&self.inner.unpublished);
+                unpublished.extend(sids[i..].iter().map(|sid| (sid.clone(), until)));
+                return;
+            }
+        }
+    }
+
+    /// Retries the revocations the feed could not take; returns how many went out.
+    async fn republish(&self, feed: &Arc<dyn RevocationFeed>) -> Result<usize, StoreError> {
+        let pending = std::mem::take(&mut *lock(&self.inner.unpublished));
+        for (i, (sid, until)) in pending.iter().enumerate() {
+            if let Err(e) = feed.publish(sid, *until).await {
+                lock(&self.inner.unpublished).extend(pending[i..].iter().cloned());
+                return Err(e);
+            }
+        }
+        Ok(pending.len())
+    }
+
+    /// Follows the revocation feed for as long as the future is polled (spawn it once per
+    /// process; it returns at once when no feed is configured).
+    ///
+    /// After every (re)connection it reloads the revocations in force from the store, so
+    /// nothing published while it was away is missed; until then, and whenever the
+    /// subscription is lost, token checks also ask the store (see
+    /// [`authenticate_token`](Self::authenticate_token)).
+    pub async fn follow_revocation_feed(&self) {
+        let Some(feed) = self.inner.stores.feed.clone() else { return };
+        let inner = &self.inner;
+        let mut backoff = FEED_RETRY_MIN;
+        loop {
+            inner.feed_live.store(false, Ordering::Release);
+            match self.resubscribe(&feed).await {
+                Ok(mut subscription) => {
+                    inner.feed_live.store(true, Ordering::Release);
+                    inner.metrics.feed_connected();
+                    tracing::info!("revocation feed: subscribed and in sync");
+                    backoff = FEED_RETRY_MIN;
+                    let lost = loop {
+                        match subscription.next().await {
+                            Ok((sid, until)) => inner.revoked.insert(&sid, until),
+                            Err(e) => break e,
+                        }
+                    };
+                    inner.feed_live.store(false, Ordering::Release);
+                    tracing::warn!("revocation feed: subscription lost, resubscribing: {lost}");
+                }
+                Err(e) => {
+                    tracing::warn!("revocation feed: cannot subscribe (retrying): {e}");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(FEED_RETRY_MAX);
+                }
+            }
+        }
+    }
+
+    /// Subscribes, then loads every revocation in force, so none published meanwhile is lost.
+    async fn resubscribe(
+        &self,
+        feed: &Arc<dyn RevocationFeed>,
+    ) -> Result<Box<dyn crate::store::FeedSubscription>, StoreError> {
+        let subscription = feed.subscribe().await?;
+        for (sid, until) in self.inner.stores.revocations.active_revocations(self.now()).await? {
+            self.inner.revoked.insert(&sid, until);
+        }
+        Ok(subscription)
+    }
+
+    /// Whether this process follows a revocation feed that is connected and in sync (`None`
+    /// when no feed is configured).
+    pub fn feed_live(&self) -> Option<bool> {
+        self.inner.stores.feed.as_ref().map(|_| self.inner.feed_live.load(Ordering::Acquire))
     }
 
     // --- both -------------------------------------------------------------------------------
@@ -730,6 +846,8 @@ impl Authenticator {
         let deleted = refresh.delete_user_families(user_id, keep_sid, until).await?;
         let late: Vec<String> = deleted.into_iter().filter(|sid| !doomed.contains(sid)).collect();
         self.revoke_in_memory(&late);
+        self.announce(&doomed, until).await;
+        self.announce(&late, until).await;
         self.inner.sessions.delete_all_for_user(user_id, keep_sid).await?;
         Ok(())
     }
@@ -775,7 +893,8 @@ impl Authenticator {
     /// Answers whether every store is reachable.
     pub async fn ready(&self) -> Result<(), StoreError> {
         self.inner.stores.users.ping().await?;
-        self.inner.stores.sessions.ping().await
+        self.inner.stores.sessions.ping().await?;
+        self.inner.stores.throttle.ping().await
     }
 
     /// Periodic upkeep: writes pending session renewals, deletes expired sessions, families,
@@ -786,7 +905,7 @@ impl Authenticator {
         if let Some(retention) = inner.settings.audit_retention {
             inner.stores.audit.delete_audit_before(now.minus(retention)).await?;
         }
-        inner.limiter.sweep();
+        inner.limiter.sweep().await?;
         inner.revoked.purge(now);
         inner.sessions.purge_expired().await?;
         inner
@@ -798,8 +917,15 @@ impl Authenticator {
         Ok(())
     }
 
-    /// Writes pending session renewals (call often, and at shutdown).
+    /// Writes pending session renewals and retries revocations the feed could not take yet
+    /// (call often, and at shutdown); returns how many renewals were written.
     pub async fn flush(&self) -> Result<usize, StoreError> {
+        if let Some(feed) = &self.inner.stores.feed
+            && !lock(&self.inner.unpublished).is_empty()
+        {
+            let sent = self.republish(feed).await?;
+            tracing::info!("revocation feed: {sent} delayed revocations published");
+        }
         self.inner.sessions.flush_renewals().await
     }
 
@@ -814,6 +940,16 @@ impl Authenticator {
             "Revoked sids held in memory.",
         );
         let _ = writeln!(out, "tessera_revoked_sids {}", self.inner.revoked.len());
+        if let Some(live) = self.feed_live() {
+            crate::metrics::header(
+                out,
+                "tessera_revocation_feed_live",
+                "gauge",
+                "1 while the revocation feed is connected and in sync, else 0 (token checks then \
+                 also ask the store).",
+            );
+            let _ = writeln!(out, "tessera_revocation_feed_live {}", u8::from(live));
+        }
         let work = self.password_work();
         crate::metrics::header(
             out,
@@ -836,6 +972,15 @@ impl Authenticator {
     pub fn password_work(&self) -> crate::password::HashWork {
         self.inner.hasher.work()
     }
+}
+
+/// The first wait before resubscribing to a lost revocation feed, doubled up to
+/// [`FEED_RETRY_MAX`].
+const FEED_RETRY_MIN: Duration = Duration::from_millis(100);
+const FEED_RETRY_MAX: Duration = Duration::from_secs(2);
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Maps a store conflict to `error`, passing other errors through.

@@ -39,13 +39,13 @@
 //! // Token login: a JWT for every request, a refresh token to get the next one.
 //! let user = auth.login(AuthMethod::Token, "alice", &password, &client).await?;
 //! let grant = auth.issue_tokens(&user, &client).await?;
-//! let principal = auth.authenticate_token(&grant.access.token)?;
+//! let principal = auth.authenticate_token(&grant.access.token).await?;
 //! assert_eq!(principal.method, AuthMethod::Token);
 //! let next = auth.refresh(&grant.refresh.token, &client).await?;
 //!
 //! // Revoking the family makes its access tokens fail at once.
 //! auth.revoke_token(&next.refresh.token, &client).await?;
-//! assert!(auth.authenticate_token(&next.access.token).is_err());
+//! assert!(auth.authenticate_token(&next.access.token).await.is_err());
 //!
 //! // Each of those steps is in the audit log, newest first.
 //! let events = auth.audit_events(&tessera::audit::AuditFilter::default()).await?;

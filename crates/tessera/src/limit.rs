@@ -11,44 +11,38 @@
 //! - **refreshes per token login**: at most [`REFRESHES_PER_MINUTE`] per refresh family, far
 //!   above what an honest client needs (one per access-token lifetime).
 //!
-//! All windows are exact sliding logs. State is in memory and swept periodically; every map is
-//! bounded by what the per-IP rules let in.
+//! All windows are exact sliding logs. The counts live in a [`ThrottleStore`]: this process's
+//! memory by default, or Redis shared by every instance, so a client gains nothing by spreading
+//! its guesses over several servers.
 
-use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::{Clock, Timestamp};
 use crate::error::Error;
 use crate::settings::LimitSettings;
+use crate::store::{AttemptOutcome, StoreError, ThrottleStore};
 
 /// Refreshes one refresh family may make in any 60 seconds.
 pub const REFRESHES_PER_MINUTE: u32 = 30;
 
 const MINUTE: Duration = Duration::from_secs(60);
 
-/// Failed and in-flight logins of one username.
-#[derive(Default)]
-struct Account {
-    failures: VecDeque<Timestamp>,
-    in_flight: u32,
-}
-
-/// Throttling state.
+/// Throttling policy over a [`ThrottleStore`] that keeps the counts (in this process, or in
+/// Redis shared by every instance).
 pub struct LoginLimiter {
     settings: LimitSettings,
     clock: Arc<dyn Clock>,
-    accounts: Mutex<HashMap<String, Account>>,
-    /// Sliding logs of recent events, by `kind:key` (login or registration per IP, refresh per
-    /// family).
-    budgets: Mutex<HashMap<String, VecDeque<Timestamp>>>,
+    store: Arc<dyn ThrottleStore>,
 }
 
 impl std::fmt::Debug for LoginLimiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Usernames and IPs are personal data: print the settings only.
-        f.debug_struct("LoginLimiter").field("settings", &self.settings).finish_non_exhaustive()
+        f.debug_struct("LoginLimiter")
+            .field("settings", &self.settings)
+            .field("store", &self.store)
+            .finish_non_exhaustive()
     }
 }
 
@@ -56,146 +50,138 @@ impl std::fmt::Debug for LoginLimiter {
 /// [`failed`](Self::failed) or [`succeeded`](Self::succeeded); dropped without either (a store
 /// error), it counts as neither.
 #[must_use = "report whether the password was right"]
-pub struct LoginAttempt<'a> {
-    limiter: &'a LoginLimiter,
-    username: Option<String>,
+pub struct LoginAttempt {
+    /// The account and the attempt's id, while the outcome is unreported.
+    open: Option<(String, String)>,
+    store: Arc<dyn ThrottleStore>,
+    clock: Arc<dyn Clock>,
+    settings: LimitSettings,
 }
 
-impl std::fmt::Debug for LoginAttempt<'_> {
+impl std::fmt::Debug for LoginAttempt {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("LoginAttempt")
     }
 }
 
-impl LoginAttempt<'_> {
+impl LoginAttempt {
     /// The password was wrong (or the user unknown): a failure for the username.
-    pub fn failed(mut self) {
-        if let Some(username) = self.username.take() {
-            let now = self.limiter.clock.now();
-            let max = self.limiter.settings.max_failures as usize;
-            let mut accounts = lock(&self.limiter.accounts);
-            let account = accounts.entry(username).or_default();
-            account.in_flight = account.in_flight.saturating_sub(1);
-            account.failures.push_back(now);
-            while account.failures.len() > max {
-                account.failures.pop_front();
-            }
-        }
+    pub async fn failed(mut self) -> Result<(), Error> {
+        self.end(AttemptOutcome::Failed).await
     }
 
     /// The password was right: the username's failures are forgiven.
-    pub fn succeeded(mut self) {
-        if let Some(username) = self.username.take() {
-            let mut accounts = lock(&self.limiter.accounts);
-            if let Some(account) = accounts.get_mut(&username) {
-                account.in_flight = account.in_flight.saturating_sub(1);
-                account.failures.clear();
-                if account.in_flight == 0 {
-                    accounts.remove(&username);
-                }
-            }
-        }
+    pub async fn succeeded(mut self) -> Result<(), Error> {
+        self.end(AttemptOutcome::Succeeded).await
+    }
+
+    async fn end(&mut self, outcome: AttemptOutcome) -> Result<(), Error> {
+        let Some((account, attempt)) = self.open.take() else { return Ok(()) };
+        let s = &self.settings;
+        let now = self.clock.now();
+        self.store
+            .end_attempt(&account, &attempt, outcome, s.max_failures, s.failure_window, now)
+            .await?;
+        Ok(())
     }
 }
 
-impl Drop for LoginAttempt<'_> {
+impl Drop for LoginAttempt {
     fn drop(&mut self) {
-        if let Some(username) = self.username.take() {
-            let mut accounts = lock(&self.limiter.accounts);
-            if let Some(account) = accounts.get_mut(&username) {
-                account.in_flight = account.in_flight.saturating_sub(1);
+        let Some((account, attempt)) = self.open.take() else { return };
+        // An attempt whose check failed: release its in-flight slot in the background (a
+        // backend that cannot be reached lets the slot expire by itself).
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let store = Arc::clone(&self.store);
+        let (max, window, now) =
+            (self.settings.max_failures, self.settings.failure_window, self.clock.now());
+        runtime.spawn(async move {
+            let outcome = AttemptOutcome::Abandoned;
+            if let Err(e) = store.end_attempt(&account, &attempt, outcome, max, window, now).await {
+                tracing::debug!("releasing an abandoned login attempt failed: {e}");
             }
-        }
+        });
     }
 }
 
 impl LoginLimiter {
-    /// A limiter with `settings`.
-    pub fn new(settings: LimitSettings, clock: Arc<dyn Clock>) -> Self {
-        LoginLimiter { settings, clock, accounts: Mutex::default(), budgets: Mutex::default() }
+    /// A limiter with `settings`, counting in `store`.
+    pub fn new(
+        settings: LimitSettings,
+        clock: Arc<dyn Clock>,
+        store: Arc<dyn ThrottleStore>,
+    ) -> Self {
+        LoginLimiter { settings, clock, store }
     }
 
     /// Admits a login attempt for `username` from `ip`, or refuses it with
     /// [`Error::RateLimited`]. The attempt counts against the username until its outcome is
     /// reported, and against the IP for a minute.
-    pub fn begin_login(&self, username: &str, ip: Option<&str>) -> Result<LoginAttempt<'_>, Error> {
+    pub async fn begin_login(
+        &self,
+        username: &str,
+        ip: Option<&str>,
+    ) -> Result<LoginAttempt, Error> {
         let now = self.clock.now();
+        let s = &self.settings;
         // No account can have a longer name; tracking it would only let a client grow the map.
         let tracked = username.len() <= crate::password::policy::USERNAME_MAX;
-        let mut accounts = lock(&self.accounts);
-        if tracked && let Some(retry_after) = self.account_locked(accounts.get_mut(username), now) {
-            return Err(Error::RateLimited { retry_after });
+        let mut attempt = LoginAttempt {
+            open: None,
+            store: Arc::clone(&self.store),
+            clock: Arc::clone(&self.clock),
+            settings: s.clone(),
+        };
+        if tracked {
+            let id = crate::ids::uuid_v7(now)?;
+            let refused = self
+                .store
+                .begin_attempt(username, &id, s.max_failures, s.failure_window, now)
+                .await?;
+            if let Some(wait) = refused {
+                return Err(rate_limited(wait));
+            }
+            attempt.open = Some((username.to_owned(), id));
         }
         if let Some(ip) = ip {
-            self.take(format!("login:{}", ip_key(ip)), self.settings.ip_per_minute, now)?;
+            // Refused here, the attempt is dropped and its slot released.
+            self.take(&format!("login:{}", ip_key(ip)), s.ip_per_minute, now).await?;
         }
-        if !tracked {
-            return Ok(LoginAttempt { limiter: self, username: None });
-        }
-        accounts.entry(username.to_owned()).or_default().in_flight += 1;
-        Ok(LoginAttempt { limiter: self, username: Some(username.to_owned()) })
+        Ok(attempt)
     }
 
     /// Counts a registration from `ip` against its per-minute budget.
-    pub fn registration(&self, ip: Option<&str>) -> Result<(), Error> {
+    pub async fn registration(&self, ip: Option<&str>) -> Result<(), Error> {
         match ip {
-            Some(ip) => self.take(
-                format!("register:{}", ip_key(ip)),
-                self.settings.registrations_per_minute,
-                self.clock.now(),
-            ),
+            Some(ip) => {
+                let key = format!("register:{}", ip_key(ip));
+                self.take(&key, self.settings.registrations_per_minute, self.clock.now()).await
+            }
             None => Ok(()),
         }
     }
 
     /// Counts a refresh of family `sid` against its per-minute budget.
-    pub fn refresh(&self, sid: &str) -> Result<(), Error> {
-        self.take(format!("refresh:{sid}"), REFRESHES_PER_MINUTE, self.clock.now())
+    pub async fn refresh(&self, sid: &str) -> Result<(), Error> {
+        self.take(&format!("refresh:{sid}"), REFRESHES_PER_MINUTE, self.clock.now()).await
     }
 
     /// Forgets state that no longer affects any decision.
-    pub fn sweep(&self) {
-        let now = self.clock.now();
-        let window = self.settings.failure_window;
-        lock(&self.accounts).retain(|_, a| {
-            a.in_flight > 0 || a.failures.back().is_some_and(|last| last.plus(window) > now)
-        });
-        lock(&self.budgets).retain(|_, log| log.back().is_some_and(|last| last.plus(MINUTE) > now));
-    }
-
-    /// `Some(wait)` if the account may not try now.
-    fn account_locked(&self, account: Option<&mut Account>, now: Timestamp) -> Option<Duration> {
-        let account = account?;
-        let window = self.settings.failure_window;
-        while account.failures.front().is_some_and(|t| t.plus(window) <= now) {
-            account.failures.pop_front();
-        }
-        let max = self.settings.max_failures as usize;
-        if account.failures.len() >= max {
-            let unlock = account.failures.front()?.plus(window);
-            return Some(unlock.since(now).max(Duration::from_secs(1)));
-        }
-        // Attempts still being checked may all turn out to be failures.
-        (account.failures.len() + account.in_flight as usize >= max)
-            .then_some(Duration::from_secs(1))
+    pub async fn sweep(&self) -> Result<(), StoreError> {
+        self.store.sweep(self.settings.failure_window, self.clock.now()).await
     }
 
     /// One more event for `key` if fewer than `limit` happened in the last minute.
-    fn take(&self, key: String, limit: u32, now: Timestamp) -> Result<(), Error> {
-        let mut budgets = lock(&self.budgets);
-        let log = budgets.entry(key).or_default();
-        while log.front().is_some_and(|t| t.plus(MINUTE) <= now) {
-            log.pop_front();
+    async fn take(&self, key: &str, limit: u32, now: Timestamp) -> Result<(), Error> {
+        match self.store.take(key, limit.max(1), MINUTE, now).await? {
+            None => Ok(()),
+            Some(wait) => Err(rate_limited(wait)),
         }
-        if log.len() >= limit.max(1) as usize {
-            let retry_after = log.front().map_or(MINUTE, |oldest| oldest.plus(MINUTE).since(now));
-            return Err(Error::RateLimited {
-                retry_after: retry_after.max(Duration::from_secs(1)),
-            });
-        }
-        log.push_back(now);
-        Ok(())
     }
+}
+
+fn rate_limited(wait: Duration) -> Error {
+    Error::RateLimited { retry_after: wait.max(Duration::from_secs(1)) }
 }
 
 /// The throttling key of a client address: IPv4 addresses as they are, IPv6 by their /64
@@ -215,18 +201,16 @@ fn ip_key(ip: &str) -> String {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
+    use crate::store::memory_throttle::MemoryThrottle;
 
     fn setup() -> (LoginLimiter, Arc<ManualClock>) {
         let clock = Arc::new(ManualClock::new(Timestamp::from_unix_seconds(1_800_000_000)));
-        (LoginLimiter::new(LimitSettings::default(), clock.clone()), clock)
+        let store = Arc::new(MemoryThrottle::default());
+        (LoginLimiter::new(LimitSettings::default(), clock.clone(), store), clock)
     }
 
     fn retry_after<T: std::fmt::Debug>(result: Result<T, Error>) -> Duration {
@@ -236,90 +220,108 @@ mod tests {
         }
     }
 
-    fn fail(limiter: &LoginLimiter, username: &str) {
-        limiter.begin_login(username, None).unwrap().failed();
+    async fn fail(limiter: &LoginLimiter, username: &str) {
+        limiter.begin_login(username, None).await.unwrap().failed().await.unwrap();
     }
 
-    #[test]
-    fn five_failures_lock_the_username_for_the_window() {
+    async fn succeed(
+        limiter: &LoginLimiter,
+        username: &str,
+        ip: Option<&str>,
+    ) -> Result<(), Error> {
+        limiter.begin_login(username, ip).await?.succeeded().await
+    }
+
+    #[tokio::test]
+    async fn five_failures_lock_the_username_for_the_window() {
         let (limiter, clock) = setup();
         for _ in 0..5 {
-            fail(&limiter, "alice");
+            fail(&limiter, "alice").await;
             clock.advance(Duration::from_secs(60));
         }
         // The first failure was 5 minutes ago: 10 minutes of the window are left.
-        assert_eq!(retry_after(limiter.begin_login("alice", None)), Duration::from_secs(600));
-        assert!(limiter.begin_login("bob", None).is_ok(), "other usernames are unaffected");
+        assert_eq!(retry_after(limiter.begin_login("alice", None).await), Duration::from_secs(600));
+        assert!(limiter.begin_login("bob", None).await.is_ok(), "other usernames are unaffected");
         clock.advance(Duration::from_secs(599));
-        assert!(limiter.begin_login("alice", None).is_err());
+        assert!(limiter.begin_login("alice", None).await.is_err());
         clock.advance(Duration::from_secs(1));
-        assert!(limiter.begin_login("alice", None).is_ok(), "unlocked once the window has passed");
+        assert!(
+            limiter.begin_login("alice", None).await.is_ok(),
+            "unlocked once the window has passed"
+        );
     }
 
-    #[test]
-    fn concurrent_attempts_count_while_they_are_checked() {
+    #[tokio::test]
+    async fn concurrent_attempts_count_while_they_are_checked() {
         let (limiter, _) = setup();
-        let in_flight: Vec<_> =
-            (0..5).map(|_| limiter.begin_login("alice", None).unwrap()).collect();
-        assert_eq!(retry_after(limiter.begin_login("alice", None)), Duration::from_secs(1));
-        for attempt in in_flight {
-            attempt.failed();
+        let mut in_flight = Vec::new();
+        for _ in 0..5 {
+            in_flight.push(limiter.begin_login("alice", None).await.unwrap());
         }
-        assert_eq!(retry_after(limiter.begin_login("alice", None)), Duration::from_secs(900));
+        assert_eq!(retry_after(limiter.begin_login("alice", None).await), Duration::from_secs(1));
+        for attempt in in_flight {
+            attempt.failed().await.unwrap();
+        }
+        assert_eq!(retry_after(limiter.begin_login("alice", None).await), Duration::from_secs(900));
     }
 
-    #[test]
-    fn an_attempt_that_ends_in_an_error_counts_as_nothing() {
+    #[tokio::test]
+    async fn an_attempt_that_ends_in_an_error_counts_as_nothing() {
         let (limiter, _) = setup();
         for _ in 0..10 {
-            drop(limiter.begin_login("alice", None).unwrap());
+            drop(limiter.begin_login("alice", None).await.unwrap());
+            // The slot is released by a spawned task.
+            tokio::task::yield_now().await;
         }
-        assert!(limiter.begin_login("alice", None).is_ok());
+        assert!(limiter.begin_login("alice", None).await.is_ok());
     }
 
-    #[test]
-    fn failures_outside_the_window_do_not_count() {
+    #[tokio::test]
+    async fn failures_outside_the_window_do_not_count() {
         let (limiter, clock) = setup();
         for _ in 0..4 {
-            fail(&limiter, "alice");
+            fail(&limiter, "alice").await;
         }
         clock.advance(Duration::from_secs(15 * 60));
-        fail(&limiter, "alice");
-        assert!(limiter.begin_login("alice", None).is_ok());
+        fail(&limiter, "alice").await;
+        assert!(limiter.begin_login("alice", None).await.is_ok());
     }
 
-    #[test]
-    fn success_clears_the_count() {
+    #[tokio::test]
+    async fn success_clears_the_count() {
         let (limiter, _) = setup();
         for _ in 0..4 {
-            fail(&limiter, "alice");
+            fail(&limiter, "alice").await;
         }
-        limiter.begin_login("alice", None).unwrap().succeeded();
-        fail(&limiter, "alice");
-        assert!(limiter.begin_login("alice", None).is_ok());
+        succeed(&limiter, "alice", None).await.unwrap();
+        fail(&limiter, "alice").await;
+        assert!(limiter.begin_login("alice", None).await.is_ok());
     }
 
-    #[test]
-    fn at_most_thirty_attempts_in_any_minute_per_ip() {
+    #[tokio::test]
+    async fn at_most_thirty_attempts_in_any_minute_per_ip() {
         let (limiter, clock) = setup();
         for i in 0..30 {
-            limiter.begin_login(&format!("user{i}"), Some("192.0.2.1")).unwrap().succeeded();
+            succeed(&limiter, &format!("user{i}"), Some("192.0.2.1")).await.unwrap();
             clock.advance(Duration::from_secs(1));
         }
         // The oldest attempt is 30 s old: 30 s to wait.
         assert_eq!(
-            retry_after(limiter.begin_login("x", Some("192.0.2.1"))),
+            retry_after(limiter.begin_login("x", Some("192.0.2.1")).await),
             Duration::from_secs(30)
         );
-        assert!(limiter.begin_login("x", Some("192.0.2.2")).is_ok(), "other IPs are unaffected");
+        assert!(
+            limiter.begin_login("x", Some("192.0.2.2")).await.is_ok(),
+            "other IPs are unaffected"
+        );
         clock.advance(Duration::from_secs(30));
-        assert!(limiter.begin_login("x", Some("192.0.2.1")).is_ok(), "one slot freed");
-        assert!(limiter.begin_login("y", Some("192.0.2.1")).is_err(), "only one");
+        assert!(limiter.begin_login("x", Some("192.0.2.1")).await.is_ok(), "one slot freed");
+        assert!(limiter.begin_login("y", Some("192.0.2.1")).await.is_err(), "only one");
         // Over any 60-second span, never more than 30.
         let (limiter, clock) = setup();
         let mut admitted = 0;
         for _ in 0..600 {
-            if limiter.begin_login("z", Some("192.0.2.9")).map(LoginAttempt::succeeded).is_ok() {
+            if succeed(&limiter, "z", Some("192.0.2.9")).await.is_ok() {
                 admitted += 1;
             }
             clock.advance(Duration::from_millis(100));
@@ -327,53 +329,56 @@ mod tests {
         assert_eq!(admitted, 30, "60 s of attempts every 100 ms");
     }
 
-    #[test]
-    fn ipv6_clients_share_the_budget_of_their_64() {
+    #[tokio::test]
+    async fn ipv6_clients_share_the_budget_of_their_64() {
         let (limiter, _) = setup();
         for i in 0..30 {
-            limiter.begin_login("x", Some(&format!("2001:db8:1:2::{i:x}"))).unwrap().succeeded();
+            succeed(&limiter, "x", Some(&format!("2001:db8:1:2::{i:x}"))).await.unwrap();
         }
-        assert!(limiter.begin_login("x", Some("2001:db8:1:2:ffff::1")).is_err(), "same /64");
-        assert!(limiter.begin_login("x", Some("2001:db8:1:3::1")).is_ok(), "another /64");
+        assert!(limiter.begin_login("x", Some("2001:db8:1:2:ffff::1")).await.is_err(), "same /64");
+        assert!(limiter.begin_login("x", Some("2001:db8:1:3::1")).await.is_ok(), "another /64");
         assert_eq!(ip_key("::ffff:192.0.2.7"), "192.0.2.7");
         assert_eq!(ip_key("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
     }
 
-    #[test]
-    fn registrations_and_refreshes_have_budgets_of_their_own() {
+    #[tokio::test]
+    async fn registrations_and_refreshes_have_budgets_of_their_own() {
         let (limiter, _) = setup();
         for _ in 0..60 {
-            limiter.registration(Some("192.0.2.1")).unwrap();
+            limiter.registration(Some("192.0.2.1")).await.unwrap();
         }
-        assert!(limiter.registration(Some("192.0.2.1")).is_err());
-        assert!(limiter.begin_login("x", Some("192.0.2.1")).is_ok(), "logins are counted apart");
+        assert!(limiter.registration(Some("192.0.2.1")).await.is_err());
+        assert!(
+            limiter.begin_login("x", Some("192.0.2.1")).await.is_ok(),
+            "logins are counted apart"
+        );
         for _ in 0..REFRESHES_PER_MINUTE {
-            limiter.refresh("family-1").unwrap();
+            limiter.refresh("family-1").await.unwrap();
         }
-        assert!(limiter.refresh("family-1").is_err());
-        assert!(limiter.refresh("family-2").is_ok());
+        assert!(limiter.refresh("family-1").await.is_err());
+        assert!(limiter.refresh("family-2").await.is_ok());
     }
 
-    #[test]
-    fn sweep_forgets_stale_state_only() {
-        let (limiter, clock) = setup();
-        fail(&limiter, "old");
-        limiter.begin_login("x", Some("192.0.2.1")).unwrap().succeeded();
-        clock.advance(Duration::from_secs(15 * 60));
-        fail(&limiter, "new");
-        limiter.sweep();
-        assert!(!lock(&limiter.accounts).contains_key("old"));
-        assert!(lock(&limiter.accounts).contains_key("new"));
-        assert!(lock(&limiter.budgets).is_empty());
+    #[tokio::test]
+    async fn an_attempt_refused_by_its_ip_leaves_no_slot_taken() {
+        let (limiter, _) = setup();
+        for i in 0..30 {
+            succeed(&limiter, &format!("user{i}"), Some("192.0.2.1")).await.unwrap();
+        }
+        for _ in 0..10 {
+            assert!(limiter.begin_login("alice", Some("192.0.2.1")).await.is_err());
+            tokio::task::yield_now().await;
+        }
+        assert!(limiter.begin_login("alice", Some("192.0.2.2")).await.is_ok());
     }
 
-    #[test]
-    fn impossible_usernames_are_not_tracked() {
+    #[tokio::test]
+    async fn impossible_usernames_are_not_tracked() {
         let (limiter, _) = setup();
         let long = "x".repeat(65);
         for _ in 0..10 {
-            fail(&limiter, &long);
+            fail(&limiter, &long).await;
         }
-        assert!(lock(&limiter.accounts).is_empty());
+        assert!(limiter.begin_login(&long, None).await.is_ok(), "no such account can exist");
     }
 }

@@ -165,6 +165,7 @@ pub struct Metrics {
     registrations: AtomicU64,
     audit_write_failures: AtomicU64,
     audit_events_dropped: AtomicU64,
+    feed_connections: AtomicU64,
 }
 
 impl Metrics {
@@ -203,6 +204,11 @@ impl Metrics {
     /// Records a failure event not written because too many came in one second.
     pub fn audit_event_dropped(&self) {
         self.audit_events_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records a (re)connection of the revocation feed.
+    pub fn feed_connected(&self) {
+        self.feed_connections.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Appends every series in the Prometheus text format.
@@ -269,6 +275,17 @@ impl Metrics {
             out,
             "tessera_audit_events_dropped_total {}",
             self.audit_events_dropped.load(Ordering::Relaxed)
+        );
+        header(
+            out,
+            "tessera_revocation_feed_connections_total",
+            "counter",
+            "Subscriptions to the revocation feed made (the first, then one per reconnection).",
+        );
+        let _ = writeln!(
+            out,
+            "tessera_revocation_feed_connections_total {}",
+            self.feed_connections.load(Ordering::Relaxed)
         );
     }
 }

@@ -11,16 +11,18 @@ use secrecy::{ExposeSecret, SecretString};
 use tessera::audit::{AuditEvent, AuditFilter, AuditKind, AuditOutcome};
 use tessera::clock::{Clock, ManualClock, Timestamp};
 use tessera::password::Argon2Params;
-use tessera::store::AuditStore;
 use tessera::store::cached::CachedSessionStore;
 use tessera::store::memory::MemoryStore;
+use tessera::store::memory_throttle::MemoryThrottle;
 use tessera::store::postgres::PostgresStore;
+use tessera::store::redis::{RedisOptions, RedisStore};
 use tessera::store::sqlite::SqliteStore;
 use tessera::store::{
-    ClientInfo, FamilyRecord, RefreshStore, RefreshTokenRecord, RevocationStore, Rotation,
-    SessionRecord, SessionStore, StoreError, Stores, UserRecord, UserStore,
+    AttemptOutcome, AuditStore, ClientInfo, FamilyRecord, FeedSubscription, RefreshStore,
+    RefreshTokenRecord, RevocationFeed, RevocationStore, Rotation, SessionRecord, SessionStore,
+    StoreError, Stores, ThrottleStore, UserRecord, UserStore,
 };
-use tessera::{AuthMethod, Authenticator, Error, Settings};
+use tessera::{AuthMethod, Authenticator, Error, Settings, SystemClock};
 
 const T0: i64 = 1_800_000_000_000;
 
@@ -81,7 +83,7 @@ where
     S: UserStore + SessionStore + RefreshStore + RevocationStore + AuditStore,
 {
     user_suite(&*store).await;
-    session_suite(&*store).await;
+    session_suite(&*store, Expiry::Swept).await;
     refresh_suite(&*store).await;
     // Deleting families recorded their revocations in the same transaction (only the ones
     // actually deleted: the refused attempt on another user's family revoked nothing).
@@ -163,7 +165,16 @@ async fn user_suite(store: &dyn UserStore) {
     store.ping().await.unwrap();
 }
 
-async fn session_suite(store: &dyn SessionStore) {
+/// How a session store gets rid of expired sessions.
+#[derive(PartialEq)]
+enum Expiry {
+    /// `delete_expired_sessions` deletes them.
+    Swept,
+    /// The backend expires them by itself (Redis key TTLs, tested apart).
+    ByItself,
+}
+
+async fn session_suite(store: &dyn SessionStore, expiry: Expiry) {
     // Sessions: by digest, touch only moves forward, per-user listing and deletion.
     store.insert_session(&session(1, "u1", 0)).await.unwrap();
     store.insert_session(&session(2, "u1", 10)).await.unwrap();
@@ -186,10 +197,14 @@ async fn session_suite(store: &dyn SessionStore) {
     assert!(store.find_session(&digest(4)).await.unwrap().is_some());
     assert_eq!(store.delete_session(&digest(4)).await.unwrap().unwrap().sid, "s4");
     assert!(store.delete_session(&digest(4)).await.unwrap().is_none());
-    // Expiry: s3 was last seen at 5 s; an idle cutoff at 5 s removes it.
     store.insert_session(&session(5, "u2", 3000)).await.unwrap();
-    assert_eq!(store.delete_expired_sessions(ts(100), ts(5)).await.unwrap(), 1);
-    assert_eq!(store.delete_expired_sessions(ts(3000 + 3600), ts(0)).await.unwrap(), 1);
+    if expiry == Expiry::Swept {
+        // s3 was last seen at 5 s; an idle cutoff at 5 s removes it.
+        assert_eq!(store.delete_expired_sessions(ts(100), ts(5)).await.unwrap(), 1);
+        assert_eq!(store.delete_expired_sessions(ts(3000 + 3600), ts(0)).await.unwrap(), 1);
+    } else {
+        assert_eq!(store.delete_user_sessions("u2", None).await.unwrap().len(), 2);
+    }
     assert!(store.list_user_sessions("u2").await.unwrap().is_empty());
     store.ping().await.unwrap();
 }
@@ -266,7 +281,7 @@ async fn sqlite_store_meets_the_contract() {
 async fn cached_sessions_meet_the_contract_and_never_outlive_a_delete() {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = Arc::new(SqliteStore::open(&dir.path().join("t.db")).await.unwrap());
-    session_suite(&CachedSessionStore::new(sqlite.clone(), 1024)).await;
+    session_suite(&CachedSessionStore::new(sqlite.clone(), 1024), Expiry::Swept).await;
 
     let cached = CachedSessionStore::new(sqlite.clone(), 1024);
     cached.insert_session(&session(7, "u1", 0)).await.unwrap();
@@ -539,7 +554,7 @@ async fn revocation_fails_closed_when_the_store_cannot_write() {
     let reuse = auth.refresh(&first.refresh.token, &CLIENT).await;
     assert!(matches!(reuse, Err(Error::Store(_))), "{reuse:?}");
     assert!(
-        matches!(auth.authenticate_token(&second.access.token), Err(Error::TokenInvalid(_))),
+        matches!(auth.authenticate_token(&second.access.token).await, Err(Error::TokenInvalid(_))),
         "theft was detected: the family's access tokens are refused although the store failed"
     );
     sqlx::raw_sql("ROLLBACK").execute(&mut blocker).await.unwrap();
@@ -574,17 +589,20 @@ async fn token_reuse_revokes_the_family_and_its_access_tokens_at_once() {
     let retried = h.auth.refresh(&first.refresh.token, &CLIENT).await.unwrap();
     assert_eq!(retried.refresh.token.expose_secret(), second.refresh.token.expose_secret());
     let third = h.auth.refresh(&second.refresh.token, &CLIENT).await.unwrap();
-    assert!(h.auth.authenticate_token(&third.access.token).is_ok());
+    assert!(h.auth.authenticate_token(&third.access.token).await.is_ok());
 
     assert!(matches!(h.auth.refresh(&first.refresh.token, &CLIENT).await, Err(Error::TokenReused)));
     for access in [&first.access.token, &second.access.token, &third.access.token] {
-        assert!(matches!(h.auth.authenticate_token(access), Err(Error::TokenInvalid(_))));
+        assert!(matches!(h.auth.authenticate_token(access).await, Err(Error::TokenInvalid(_))));
     }
     assert!(matches!(
         h.auth.refresh(&third.refresh.token, &CLIENT).await,
         Err(Error::TokenInvalid(_))
     ));
-    assert!(h.auth.authenticate_token(&other.access.token).is_ok(), "other logins are untouched");
+    assert!(
+        h.auth.authenticate_token(&other.access.token).await.is_ok(),
+        "other logins are untouched"
+    );
 }
 
 #[tokio::test]
@@ -615,7 +633,7 @@ async fn revocations_survive_a_restart_until_the_tokens_expire() {
     let store = Arc::new(SqliteStore::open(&path).await.unwrap());
     let restarted = build(store).await.unwrap();
     assert!(matches!(
-        restarted.authenticate_token(&grant.access.token),
+        restarted.authenticate_token(&grant.access.token).await,
         Err(Error::TokenInvalid(_))
     ));
     assert!(matches!(
@@ -662,7 +680,7 @@ async fn password_change_ends_every_other_login() {
         h.auth.authenticate_session(&elsewhere.secret).await,
         Err(Error::Unauthorized)
     ));
-    assert!(h.auth.authenticate_token(&tokens.access.token).is_err());
+    assert!(h.auth.authenticate_token(&tokens.access.token).await.is_err());
     assert!(h.auth.refresh(&tokens.refresh.token, &CLIENT).await.is_err());
     assert!(h.auth.login(AuthMethod::Session, "alice", &pw(PASSWORD), &CLIENT).await.is_err());
     assert!(
@@ -700,7 +718,7 @@ async fn listing_shows_both_kinds_and_ending_one_is_limited_to_the_owner() {
     h.clock.advance(Duration::from_secs(1));
     let tokens = h.auth.issue_tokens(&alice, &CLIENT).await.unwrap();
     let bobs = h.auth.issue_tokens(&bob, &CLIENT).await.unwrap();
-    let me = h.auth.authenticate_token(&tokens.access.token).unwrap();
+    let me = h.auth.authenticate_token(&tokens.access.token).await.unwrap();
     let list = h.auth.list_logins(&me).await.unwrap();
     assert_eq!(list.len(), 2);
     assert_eq!(list[0].method, AuthMethod::Session);
@@ -710,11 +728,11 @@ async fn listing_shows_both_kinds_and_ending_one_is_limited_to_the_owner() {
         h.auth.end_login(&me, &bobs.refresh.family.sid, &CLIENT).await,
         Err(Error::NotFound)
     ));
-    assert!(h.auth.authenticate_token(&bobs.access.token).is_ok(), "bob's family untouched");
+    assert!(h.auth.authenticate_token(&bobs.access.token).await.is_ok(), "bob's family untouched");
     h.auth.end_login(&me, &session.session.record.sid, &CLIENT).await.unwrap();
     assert!(h.auth.authenticate_session(&session.secret).await.is_err());
     h.auth.end_all_logins(&me, &CLIENT).await.unwrap();
-    assert!(h.auth.authenticate_token(&tokens.access.token).is_err());
+    assert!(h.auth.authenticate_token(&tokens.access.token).await.is_err());
 }
 
 #[tokio::test]
@@ -951,10 +969,315 @@ async fn the_authenticator_works_end_to_end_on_postgres() {
     let second = auth.refresh(&first.refresh.token, &CLIENT).await.unwrap();
     auth.refresh(&second.refresh.token, &CLIENT).await.unwrap();
     assert!(matches!(auth.refresh(&first.refresh.token, &CLIENT).await, Err(Error::TokenReused)));
-    assert!(auth.authenticate_token(&second.access.token).is_err(), "the family is revoked");
+    assert!(auth.authenticate_token(&second.access.token).await.is_err(), "the family is revoked");
     let session = auth.start_session(&user, &CLIENT).await.unwrap();
     assert!(auth.authenticate_session(&session.secret).await.is_ok());
     let events = auth.audit_events(&AuditFilter::default()).await.unwrap();
     assert_eq!(events[0].kind, AuditKind::Login);
     assert!(events.iter().any(|e| e.kind == AuditKind::RefreshReuse));
+}
+
+// --- Redis --------------------------------------------------------------------------------
+
+/// A store on the Redis server of `TESSERA_TEST_REDIS_URL` (`scripts/test` starts one and sets
+/// it), under a key prefix of its own so tests never see each other's keys.
+async fn redis_store(idle: Duration) -> RedisStore {
+    RedisStore::connect(&redis_url(), redis_options(&unique_prefix(), idle)).await.unwrap()
+}
+
+fn redis_url() -> String {
+    std::env::var("TESSERA_TEST_REDIS_URL").unwrap_or_else(|_| {
+        panic!(
+            "the Redis store tests need TESSERA_TEST_REDIS_URL: run them with scripts/test, \
+             which starts a Redis server and sets it"
+        )
+    })
+}
+
+fn unique_prefix() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    format!(
+        "test-{}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed),
+        now.as_micros()
+    )
+}
+
+fn redis_options(prefix: &str, idle: Duration) -> RedisOptions {
+    let mut options = RedisOptions::new(idle);
+    options.prefix = prefix.to_owned();
+    options
+}
+
+/// A raw connection, to look at what the store wrote.
+async fn redis_raw() -> redis::aio::MultiplexedConnection {
+    redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap()
+}
+
+#[tokio::test]
+async fn redis_sessions_meet_the_contract() {
+    let store = redis_store(Duration::from_secs(1800)).await;
+    session_suite(&store, Expiry::ByItself).await;
+}
+
+#[tokio::test]
+async fn redis_session_keys_expire_with_the_session_and_renewal_moves_the_deadline() {
+    let prefix = unique_prefix();
+    let idle = Duration::from_secs(600);
+    let store = RedisStore::connect(&redis_url(), redis_options(&prefix, idle)).await.unwrap();
+    let mut raw = redis_raw().await;
+    let now = SystemClock.now();
+    let pttl = async |raw: &mut redis::aio::MultiplexedConnection, n: u8| -> i64 {
+        let key = format!("{prefix}:session:{}", hex(&digest(n)));
+        redis::cmd("PTTL").arg(key).query_async(raw).await.unwrap()
+    };
+
+    // Live for 1 h, idle 10 min: the key lives 10 min + the 1 min grace.
+    let mut live = session(1, "u1", 0);
+    (live.created_at, live.last_seen_at, live.expires_at) =
+        (now, now, now.plus(Duration::from_secs(3600)));
+    store.insert_session(&live).await.unwrap();
+    let ttl = pttl(&mut raw, 1).await;
+    assert!((655_000..=660_000).contains(&ttl), "idle deadline + grace, got {ttl} ms");
+
+    // Used 5 minutes later: the deadline moves 5 minutes on; never back.
+    let later = now.plus(Duration::from_secs(300));
+    store.touch_sessions(&[(digest(1), later)]).await.unwrap();
+    let ttl = pttl(&mut raw, 1).await;
+    assert!((955_000..=960_000).contains(&ttl), "moved with the use, got {ttl} ms");
+    store.touch_sessions(&[(digest(1), now)]).await.unwrap();
+    assert!(pttl(&mut raw, 1).await >= 950_000, "an older use does not move it back");
+
+    // Near the absolute deadline, that one wins.
+    let mut ending = session(2, "u1", 0);
+    (ending.created_at, ending.last_seen_at, ending.expires_at) =
+        (now, now, now.plus(Duration::from_secs(120)));
+    store.insert_session(&ending).await.unwrap();
+    let ttl = pttl(&mut raw, 2).await;
+    assert!((175_000..=180_000).contains(&ttl), "absolute deadline + grace, got {ttl} ms");
+
+    // A session past its deadline by more than the grace is gone at once.
+    let mut dead = session(3, "u1", 0);
+    (dead.created_at, dead.last_seen_at, dead.expires_at) = (
+        now.minus(Duration::from_secs(7200)),
+        now.minus(Duration::from_secs(7200)),
+        now.minus(Duration::from_secs(61)),
+    );
+    store.insert_session(&dead).await.unwrap();
+    assert!(store.find_session(&digest(3)).await.unwrap().is_none());
+    let listed: Vec<String> =
+        store.list_user_sessions("u1").await.unwrap().into_iter().map(|s| s.sid).collect();
+    assert_eq!(listed, ["s1", "s2"], "the index forgets what expired");
+    store.ping().await.unwrap();
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The throttling contract, written once for every backend.
+async fn throttle_suite(store: &dyn ThrottleStore) {
+    let minute = Duration::from_secs(60);
+    // A sliding log: 3 per minute.
+    for i in 0..3 {
+        assert_eq!(store.take("k", 3, minute, ts(i * 10)).await.unwrap(), None);
+    }
+    assert_eq!(store.take("k", 3, minute, ts(30)).await.unwrap(), Some(Duration::from_secs(30)));
+    assert_eq!(store.take("other", 3, minute, ts(30)).await.unwrap(), None, "keys are apart");
+    assert_eq!(store.take("k", 3, minute, ts(60)).await.unwrap(), None, "the oldest left");
+    assert!(store.take("k", 3, minute, ts(61)).await.unwrap().is_some());
+
+    // Accounts: 2 failures in 15 minutes lock; attempts in flight count as failures.
+    let window = Duration::from_secs(900);
+    let begin = async |account: &str, attempt: &str, at: i64| {
+        store.begin_attempt(account, attempt, 2, window, ts(at)).await.unwrap()
+    };
+    let end = async |account: &str, attempt: &str, outcome, at: i64| {
+        store.end_attempt(account, attempt, outcome, 2, window, ts(at)).await.unwrap()
+    };
+    assert_eq!(begin("alice", "a1", 0).await, None);
+    assert_eq!(begin("alice", "a2", 0).await, None);
+    assert_eq!(begin("alice", "a3", 0).await, Some(Duration::from_secs(1)), "two in flight");
+    end("alice", "a1", AttemptOutcome::Failed, 0).await;
+    end("alice", "a2", AttemptOutcome::Failed, 100).await;
+    assert_eq!(begin("alice", "a4", 300).await, Some(Duration::from_secs(600)), "locked");
+    assert_eq!(begin("bob", "b1", 300).await, None, "accounts are apart");
+    end("bob", "b1", AttemptOutcome::Abandoned, 300).await;
+    assert_eq!(begin("alice", "a5", 900).await, None, "the first failure left the window");
+    end("alice", "a5", AttemptOutcome::Succeeded, 900).await;
+    assert_eq!(begin("alice", "a6", 901).await, None, "success forgave the other");
+    assert_eq!(begin("alice", "a7", 901).await, None);
+    end("alice", "a6", AttemptOutcome::Abandoned, 901).await;
+    end("alice", "a7", AttemptOutcome::Abandoned, 901).await;
+    assert_eq!(begin("alice", "a8", 902).await, None, "abandoned attempts count as nothing");
+    end("alice", "a8", AttemptOutcome::Abandoned, 902).await;
+    store.sweep(window, ts(10_000)).await.unwrap();
+    store.ping().await.unwrap();
+}
+
+#[tokio::test]
+async fn memory_throttle_meets_the_contract() {
+    throttle_suite(&MemoryThrottle::default()).await;
+}
+
+#[tokio::test]
+async fn redis_throttle_meets_the_contract() {
+    throttle_suite(&redis_store(Duration::from_secs(1800)).await).await;
+}
+
+#[tokio::test]
+async fn redis_throttle_counts_across_instances_and_concurrent_guesses() {
+    // Two instances (two connections, one prefix) and 20 concurrent guesses for one account:
+    // exactly `max_failures` get through, as if there were one server.
+    let prefix = unique_prefix();
+    let idle = Duration::from_secs(1800);
+    let a =
+        Arc::new(RedisStore::connect(&redis_url(), redis_options(&prefix, idle)).await.unwrap());
+    let b =
+        Arc::new(RedisStore::connect(&redis_url(), redis_options(&prefix, idle)).await.unwrap());
+    let window = Duration::from_secs(900);
+    let guesses: Vec<_> = (0..20)
+        .map(|i| {
+            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tokio::spawn(async move {
+                store.begin_attempt("alice", &format!("g{i}"), 5, window, ts(0)).await.unwrap()
+            })
+        })
+        .collect();
+    let mut admitted = 0;
+    for guess in guesses {
+        if guess.await.unwrap().is_none() {
+            admitted += 1;
+        }
+    }
+    assert_eq!(admitted, 5);
+    // The IP budget likewise.
+    let mut taken = 0;
+    for i in 0..40 {
+        let store = if i % 2 == 0 { &a } else { &b };
+        if store
+            .take("login:192.0.2.1", 30, Duration::from_secs(60), ts(1))
+            .await
+            .unwrap()
+            .is_none()
+        {
+            taken += 1;
+        }
+    }
+    assert_eq!(taken, 30);
+}
+
+#[tokio::test]
+async fn redis_feed_reaches_every_subscriber_and_survives_malformed_messages() {
+    let prefix = unique_prefix();
+    let idle = Duration::from_secs(1800);
+    let a = RedisStore::connect(&redis_url(), redis_options(&prefix, idle)).await.unwrap();
+    let b = RedisStore::connect(&redis_url(), redis_options(&prefix, idle)).await.unwrap();
+    let other = redis_store(idle).await;
+    let mut on_a = a.subscribe().await.unwrap();
+    let mut on_b = b.subscribe().await.unwrap();
+    let mut elsewhere = other.subscribe().await.unwrap();
+    let mut raw = redis_raw().await;
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg(format!("{prefix}:revocations"))
+        .arg("not a revocation")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    b.publish("sid-1", ts(60)).await.unwrap();
+    for subscription in [&mut on_a, &mut on_b] {
+        let got = tokio::time::timeout(Duration::from_secs(5), subscription.next()).await;
+        assert_eq!(got.unwrap().unwrap(), ("sid-1".to_string(), ts(60)));
+    }
+    let nothing = tokio::time::timeout(Duration::from_millis(300), elsewhere.next()).await;
+    assert!(nothing.is_err(), "another prefix is another deployment");
+}
+
+/// An engine over shared stores, as one server instance is, with the signing key and secret
+/// every instance shares.
+async fn instance(shared: Stores) -> Authenticator {
+    use std::sync::LazyLock;
+    use tessera::token::{Algorithm, KeySet, SigningKey};
+    static KEY: LazyLock<Vec<u8>> =
+        LazyLock::new(|| SigningKey::generate(Algorithm::EdDSA).unwrap().1);
+    let keys = KeySet::single(SigningKey::from_pkcs8(Algorithm::EdDSA, &KEY).unwrap());
+    let secret = tessera::ServerSecret::from_bytes(&[7; 32]).unwrap();
+    let mut settings = Settings::new();
+    settings.password.params = Argon2Params { memory_kib: 64, iterations: 1, parallelism: 1 };
+    let auth = Authenticator::builder(settings, shared).keys(keys).secret(secret).build();
+    let auth = auth.await.unwrap();
+    let follower = auth.clone();
+    tokio::spawn(async move { follower.follow_revocation_feed().await });
+    auth
+}
+
+async fn wait_until(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_revocation_on_one_instance_reaches_the_others_through_the_feed() {
+    let redis = Arc::new(redis_store(Duration::from_secs(1800)).await);
+    let memory = Arc::new(MemoryStore::default());
+    let mut shared = Stores::single(memory.clone());
+    (shared.sessions, shared.throttle) = (redis.clone(), redis.clone());
+    shared.feed = Some(redis.clone());
+    let (a, b) = (instance(shared.clone()).await, instance(shared).await);
+    wait_until("both follow the feed", async || {
+        a.feed_live() == Some(true) && b.feed_live() == Some(true)
+    })
+    .await;
+    a.register("alice", &pw(PASSWORD), &CLIENT).await.unwrap();
+    let user = a.login(AuthMethod::Token, "alice", &pw(PASSWORD), &CLIENT).await.unwrap();
+    let grant = a.issue_tokens(&user, &CLIENT).await.unwrap();
+    let principal = b.authenticate_token(&grant.access.token).await.unwrap();
+    let session = a.start_session(&user, &CLIENT).await.unwrap();
+    assert!(b.authenticate_session(&session.secret).await.is_ok(), "sessions are shared");
+
+    // Logout everywhere on B: A refuses the access token as soon as the message arrives.
+    b.end_all_logins(&principal, &CLIENT).await.unwrap();
+    assert!(a.authenticate_session(&session.secret).await.is_err(), "the session at once");
+    wait_until("A refuses the token", async || {
+        a.authenticate_token(&grant.access.token).await.is_err()
+    })
+    .await;
+}
+
+/// A feed that is down: it cannot subscribe, and takes no message.
+#[derive(Debug)]
+struct DeadFeed;
+
+#[async_trait::async_trait]
+impl RevocationFeed for DeadFeed {
+    async fn publish(&self, _: &str, _: Timestamp) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable("down".into()))
+    }
+    async fn subscribe(&self) -> Result<Box<dyn FeedSubscription>, StoreError> {
+        Err(StoreError::Unavailable("down".into()))
+    }
+}
+
+#[tokio::test]
+async fn while_the_feed_is_down_token_checks_ask_the_store() {
+    let memory = Arc::new(MemoryStore::default());
+    let mut shared = Stores::single(memory.clone());
+    shared.feed = Some(Arc::new(DeadFeed));
+    let (a, b) = (instance(shared.clone()).await, instance(shared).await);
+    assert_eq!(b.feed_live(), Some(false));
+    a.register("alice", &pw(PASSWORD), &CLIENT).await.unwrap();
+    let user = a.login(AuthMethod::Token, "alice", &pw(PASSWORD), &CLIENT).await.unwrap();
+    let grant = a.issue_tokens(&user, &CLIENT).await.unwrap();
+    let principal = b.authenticate_token(&grant.access.token).await.unwrap();
+    // A revokes; no message reaches B, yet B refuses the token: the store says so.
+    a.end_all_logins(&principal, &CLIENT).await.unwrap();
+    assert!(matches!(b.authenticate_token(&grant.access.token).await, Err(Error::TokenInvalid(_))));
+    // The message A could not send waits for the next flush.
+    assert!(a.flush().await.is_err(), "still undeliverable, and said so");
 }

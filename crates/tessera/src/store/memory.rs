@@ -319,6 +319,10 @@ impl RevocationStore for MemoryStore {
         Ok(())
     }
 
+    async fn is_revoked(&self, sid: &str, now: Timestamp) -> Result<bool, StoreError> {
+        Ok(self.lock()?.revocations.get(sid).is_some_and(|until| *until > now))
+    }
+
     async fn active_revocations(
         &self,
         now: Timestamp,

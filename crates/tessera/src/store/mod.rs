@@ -1,13 +1,15 @@
 //! Persistence behind small traits, one per kind of state: users, sessions, refresh-token
-//! families, revocations and the audit log. The engine only ever talks to these traits; each
-//! backend (in-memory for tests, SQLite as the embedded default, PostgreSQL for many
-//! instances) implements them in its own module.
+//! families, revocations, the audit log and throttling counters, plus the revocation feed that
+//! carries revocations between server instances. The engine only ever talks to these traits;
+//! each backend (in-memory for tests, SQLite as the embedded default, PostgreSQL and Redis for
+//! many instances) implements them in its own module.
 //!
 //! Records never hold a usable secret: session ids and refresh tokens appear only as their
 //! SHA-256 digest, passwords only as argon2id PHC strings.
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -17,8 +19,11 @@ use crate::crypto::Digest;
 
 pub mod cached;
 pub mod memory;
+pub mod memory_throttle;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "redis")]
+pub mod redis;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod rows;
 #[cfg(feature = "sqlite")]
@@ -275,6 +280,9 @@ pub trait RevocationStore: Send + Sync + fmt::Debug {
     /// Records that tokens with `sid` are revoked until `until` (keeps the later deadline if
     /// the `sid` is already there).
     async fn insert_revocation(&self, sid: &str, until: Timestamp) -> Result<(), StoreError>;
+    /// Whether `sid` is revoked at `now` (the check tokens fall back on while the revocation
+    /// feed is down).
+    async fn is_revoked(&self, sid: &str, now: Timestamp) -> Result<bool, StoreError>;
     /// Every revocation still in force at `now`.
     async fn active_revocations(
         &self,
@@ -295,6 +303,87 @@ pub trait AuditStore: Send + Sync + fmt::Debug {
     async fn delete_audit_before(&self, cutoff: Timestamp) -> Result<u64, StoreError>;
 }
 
+/// How a login attempt admitted by [`ThrottleStore::begin_attempt`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// Wrong password or unknown user: one more failure for the account.
+    Failed,
+    /// The password was right: the account's failures are forgiven.
+    Succeeded,
+    /// The check itself failed (a store error): counts as nothing.
+    Abandoned,
+}
+
+/// Throttling counters: sliding logs of recent events and per-account login failures.
+///
+/// The policy (which keys, which limits) is [`LoginLimiter`](crate::limit::LoginLimiter)'s;
+/// a backend only keeps counts. Times come from the engine's clock, so every instance sharing
+/// a backend counts in one time line.
+#[async_trait]
+pub trait ThrottleStore: Send + Sync + fmt::Debug {
+    /// Records one event for `key` at `now` if fewer than `limit` were recorded within
+    /// `window` before it; otherwise records nothing and answers how long until the oldest of
+    /// them leaves the window.
+    async fn take(
+        &self,
+        key: &str,
+        limit: u32,
+        window: Duration,
+        now: Timestamp,
+    ) -> Result<Option<Duration>, StoreError>;
+    /// Admits login attempt `attempt` for `account` unless the account has `max_failures`
+    /// failures within `window`, counting attempts still in flight as possible failures;
+    /// refused, answers how long to wait.
+    async fn begin_attempt(
+        &self,
+        account: &str,
+        attempt: &str,
+        max_failures: u32,
+        window: Duration,
+        now: Timestamp,
+    ) -> Result<Option<Duration>, StoreError>;
+    /// Ends an attempt admitted by [`begin_attempt`](Self::begin_attempt).
+    async fn end_attempt(
+        &self,
+        account: &str,
+        attempt: &str,
+        outcome: AttemptOutcome,
+        max_failures: u32,
+        window: Duration,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// Forgets state that no longer affects any decision at `now`: logs past their window,
+    /// accounts with nothing in flight and no failure within `failure_window` (backends with
+    /// expiring keys may do nothing).
+    async fn sweep(&self, failure_window: Duration, now: Timestamp) -> Result<(), StoreError>;
+    /// Answers if the backend is reachable.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// A bus that carries revocations between the server instances sharing the stores, so an
+/// access token revoked on one instance is refused by all of them at once.
+///
+/// The feed is only a fast path: revocations are stored durably by the [`RevocationStore`],
+/// and a subscriber reloads them from there after every (re)connection, so a missed message
+/// never leaves a revoked token alive.
+#[async_trait]
+pub trait RevocationFeed: Send + Sync + fmt::Debug {
+    /// Announces that tokens with `sid` are revoked until `until`.
+    async fn publish(&self, sid: &str, until: Timestamp) -> Result<(), StoreError>;
+    /// Opens a new subscription.
+    async fn subscribe(&self) -> Result<Box<dyn FeedSubscription>, StoreError>;
+}
+
+/// One live subscription to a [`RevocationFeed`].
+#[async_trait]
+pub trait FeedSubscription: Send + fmt::Debug {
+    /// The next revocation announced by any instance (this one included). An error means the
+    /// subscription is lost and messages may have been missed; implementations must also
+    /// notice a connection that died silently (by pinging) and report it within a few
+    /// seconds.
+    async fn next(&mut self) -> Result<(String, Timestamp), StoreError>;
+}
+
 /// The set of stores an [`Authenticator`](crate::Authenticator) works on.
 #[derive(Debug, Clone)]
 pub struct Stores {
@@ -308,10 +397,15 @@ pub struct Stores {
     pub revocations: Arc<dyn RevocationStore>,
     /// The audit log.
     pub audit: Arc<dyn AuditStore>,
+    /// Throttling counters.
+    pub throttle: Arc<dyn ThrottleStore>,
+    /// The revocation feed between instances; `None` for a single instance.
+    pub feed: Option<Arc<dyn RevocationFeed>>,
 }
 
 impl Stores {
-    /// Every kind of state in one backend.
+    /// Every kind of state in one backend, with throttling counters in this process's memory
+    /// and no revocation feed.
     pub fn single<S>(store: Arc<S>) -> Self
     where
         S: UserStore + SessionStore + RefreshStore + RevocationStore + AuditStore + 'static,
@@ -322,6 +416,8 @@ impl Stores {
             refresh: store.clone(),
             revocations: store.clone(),
             audit: store,
+            throttle: Arc::new(memory_throttle::MemoryThrottle::default()),
+            feed: None,
         }
     }
 

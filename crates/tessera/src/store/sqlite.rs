@@ -614,6 +614,15 @@ impl RevocationStore for SqliteStore {
         tx.commit().await.map_err(db)
     }
 
+    async fn is_revoked(&self, sid: &str, now: Timestamp) -> Result<bool, StoreError> {
+        let until: Option<i64> = sqlx::query_scalar("SELECT until FROM revocations WHERE sid = ?")
+            .bind(sid)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(until.is_some_and(|until| until > now.unix_millis()))
+    }
+
     async fn active_revocations(
         &self,
         now: Timestamp,

@@ -99,7 +99,7 @@ impl RefreshTokens {
     pub async fn refresh(
         &self,
         token: &SecretString,
-        admit: impl FnOnce(&FamilyRecord) -> Result<(), Error>,
+        admit: impl AsyncFnOnce(&FamilyRecord) -> Result<(), Error>,
     ) -> Result<RefreshOutcome, Error> {
         let token = token.expose_secret();
         if token.len() != TOKEN_LEN || B64URL.decode(token).is_err() {
@@ -113,7 +113,7 @@ impl RefreshTokens {
         if family.expires_at <= now {
             return Err(Error::TokenExpired);
         }
-        admit(&family)?;
+        admit(&family).await?;
         let successor = B64URL.encode(self.successor_key.sign(token.as_bytes()));
         let successor_hash = sha256(successor.as_bytes());
         let spent_at = match record.spent_at {
@@ -197,7 +197,7 @@ mod tests {
     }
 
     async fn rotate(tokens: &RefreshTokens, token: &SecretString) -> IssuedRefreshToken {
-        match tokens.refresh(token, |_| Ok(())).await.unwrap() {
+        match tokens.refresh(token, async |_| Ok(())).await.unwrap() {
             RefreshOutcome::Rotated(next) => next,
             other => panic!("expected a rotation, got {other:?}"),
         }
@@ -223,7 +223,7 @@ mod tests {
         let first = tokens.start("u", "alice", ClientInfo::default()).await.unwrap();
         let second = rotate(&tokens, &first.token).await;
         clock.advance(Duration::from_secs(10));
-        match tokens.refresh(&first.token, |_| Ok(())).await.unwrap() {
+        match tokens.refresh(&first.token, async |_| Ok(())).await.unwrap() {
             RefreshOutcome::Retried(again) => {
                 assert_eq!(again.token.expose_secret(), second.token.expose_secret());
             }
@@ -240,7 +240,7 @@ mod tests {
         rotate(&tokens, &first.token).await;
         clock.advance(Duration::from_millis(10_001));
         assert!(matches!(
-            tokens.refresh(&first.token, |_| Ok(())).await.unwrap(),
+            tokens.refresh(&first.token, async |_| Ok(())).await.unwrap(),
             RefreshOutcome::Reused(_)
         ));
     }
@@ -252,11 +252,11 @@ mod tests {
         let second = rotate(&tokens, &first.token).await;
         let third = rotate(&tokens, &second.token).await;
         assert!(matches!(
-            tokens.refresh(&first.token, |_| Ok(())).await.unwrap(),
+            tokens.refresh(&first.token, async |_| Ok(())).await.unwrap(),
             RefreshOutcome::Reused(_)
         ));
         // `second` is spent too, but its successor `third` is still unused: a retry.
-        match tokens.refresh(&second.token, |_| Ok(())).await.unwrap() {
+        match tokens.refresh(&second.token, async |_| Ok(())).await.unwrap() {
             RefreshOutcome::Retried(again) => {
                 assert_eq!(again.token.expose_secret(), third.token.expose_secret());
             }
@@ -270,7 +270,7 @@ mod tests {
         let first = tokens.start("u", "alice", ClientInfo::default()).await.unwrap();
         rotate(&tokens, &first.token).await;
         assert!(matches!(
-            tokens.refresh(&first.token, |_| Ok(())).await.unwrap(),
+            tokens.refresh(&first.token, async |_| Ok(())).await.unwrap(),
             RefreshOutcome::Reused(_)
         ));
     }
@@ -283,9 +283,9 @@ mod tests {
         let mut tasks = Vec::new();
         for _ in 0..8 {
             let (tokens, token) = (tokens.clone(), first.token.clone());
-            tasks.push(tokio::spawn(
-                async move { tokens.refresh(&token, |_| Ok(())).await.unwrap() },
-            ));
+            tasks.push(tokio::spawn(async move {
+                tokens.refresh(&token, async |_| Ok(())).await.unwrap()
+            }));
         }
         let mut successors = Vec::new();
         let mut rotations = 0;
@@ -310,7 +310,10 @@ mod tests {
         let first = tokens.start("u", "alice", ClientInfo::default()).await.unwrap();
         assert_eq!(first.expires_at, clock.now().plus(Duration::from_secs(14 * 86_400)));
         clock.advance(Duration::from_secs(14 * 86_400));
-        assert!(matches!(tokens.refresh(&first.token, |_| Ok(())).await, Err(Error::TokenExpired)));
+        assert!(matches!(
+            tokens.refresh(&first.token, async |_| Ok(())).await,
+            Err(Error::TokenExpired)
+        ));
 
         // Refreshing every 13 days keeps a family alive only until its 30-day deadline.
         let family = tokens.start("u", "alice", ClientInfo::default()).await.unwrap();
@@ -321,14 +324,18 @@ mod tests {
         let last = rotate(&tokens, &token).await;
         assert_eq!(last.expires_at, family.family.expires_at, "capped by the family deadline");
         clock.advance(Duration::from_secs(4 * 86_400));
-        assert!(matches!(tokens.refresh(&last.token, |_| Ok(())).await, Err(Error::TokenExpired)));
+        assert!(matches!(
+            tokens.refresh(&last.token, async |_| Ok(())).await,
+            Err(Error::TokenExpired)
+        ));
     }
 
     #[tokio::test]
     async fn garbage_and_unknown_tokens_are_invalid() {
         let (tokens, _clock) = setup(Duration::from_secs(10));
         for bad in ["", "short", &"a".repeat(44), &"*".repeat(43), &"A".repeat(43)] {
-            let result = tokens.refresh(&SecretString::from(bad.to_owned()), |_| Ok(())).await;
+            let result =
+                tokens.refresh(&SecretString::from(bad.to_owned()), async |_| Ok(())).await;
             assert!(matches!(result, Err(Error::TokenInvalid(_))), "{bad:?}");
         }
     }
