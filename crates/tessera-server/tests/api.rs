@@ -21,11 +21,17 @@ mod audit;
 #[path = "api/cli.rs"]
 mod cli;
 #[cfg(test)]
+#[path = "api/cluster.rs"]
+mod cluster;
+#[cfg(test)]
 #[path = "api/crash.rs"]
 mod crash;
 #[cfg(test)]
 #[path = "api/csrf.rs"]
 mod csrf;
+#[cfg(test)]
+#[path = "api/faults.rs"]
+mod faults;
 #[cfg(test)]
 #[path = "api/helpers.rs"]
 mod helpers;
@@ -47,6 +53,9 @@ mod proxy;
 #[cfg(test)]
 #[path = "api/restart.rs"]
 mod restart;
+#[cfg(test)]
+#[path = "api/scale.rs"]
+mod scale;
 #[cfg(test)]
 #[path = "api/session.rs"]
 mod session;

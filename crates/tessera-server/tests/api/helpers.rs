@@ -192,6 +192,22 @@ impl Tokens {
 }
 
 impl TestApp {
+    /// The helpers for a server running elsewhere (a `tessera` process at `base`, with
+    /// `cookie.secure = false`).
+    pub(crate) fn remote(base: &str) -> TestApp {
+        let addr = base.trim_start_matches("http://").parse().expect("http://IP:PORT");
+        TestApp {
+            addr,
+            base: base.to_owned(),
+            client: client(),
+            cookie_secure: false,
+            redirect: None,
+            data_dir: None,
+            shutdown: None,
+            server: None,
+        }
+    }
+
     /// `base` + `path`.
     pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
