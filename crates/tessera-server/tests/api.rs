@@ -3,8 +3,10 @@
 //! runs the real `tessera` binary.
 //!
 //! One test binary on purpose: every extra one costs a link. Run with
-//! `cargo test -p tessera-server --test api` (the JOSE cross-check needs PyJWT: `scripts/test`
-//! installs it and sets `TESSERA_TEST_PYTHON`). `TEST_LOG=1` shows server logs.
+//! `cargo test -p tessera-server --test api` (the JOSE cross-check needs PyJWT, the PostgreSQL
+//! tests a server, the nginx test Debian's nginx: `scripts/test` installs and starts what is
+//! needed and sets `TESSERA_TEST_PYTHON` and `TESSERA_TEST_POSTGRES_URL`). `TEST_LOG=1` shows
+//! server logs.
 
 // `#[cfg(test)]` makes the helpers (functions outside `#[test]`) count as test code for
 // clippy's allow-unwrap/expect/panic-in-tests settings.
@@ -38,6 +40,9 @@ mod helpers;
 #[cfg(test)]
 #[path = "api/jose.rs"]
 mod jose;
+#[cfg(test)]
+#[path = "api/nginx.rs"]
+mod nginx;
 #[cfg(test)]
 #[path = "api/ops.rs"]
 mod ops;

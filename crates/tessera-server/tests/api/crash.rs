@@ -41,12 +41,11 @@
 //!   works, none may survive (see [`REQUIRE_ATOMIC_PASSWORD_CHANGE`]).
 //! - refresh: see above; the family's latest known token must refresh.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::Command;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, mpsc};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use reqwest::header::HeaderMap;
 use reqwest::{Client, RequestBuilder};
@@ -102,96 +101,6 @@ fn serve_command(dir: &Path) -> Command {
         ("TESSERA_LOG__LEVEL", "warn"),
     ]);
     command
-}
-
-/// A `tessera serve` child, killed on drop.
-struct Server {
-    child: Child,
-    base: String,
-    stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-impl Server {
-    /// Starts the binary on `dir` and waits (bounded) for its `listening on` line.
-    fn start(dir: &Path) -> Server {
-        let mut command = serve_command(dir);
-        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = command.spawn().expect("the tessera binary starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let stderr = drain(child.stderr.take());
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            // Keeps reading to the end: the server must never write into a closed pipe.
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let _ = tx.send(line);
-            }
-        });
-        let mut server = Server { child, base: String::new(), stderr: Some(stderr) };
-        let deadline = Instant::now() + WAIT;
-        loop {
-            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(line) => {
-                    if let Some(url) = line.strip_prefix("listening on ") {
-                        let url = url.trim();
-                        assert!(url.starts_with("http://127.0.0.1:"), "{line}");
-                        server.base = url.to_owned();
-                        return server;
-                    }
-                }
-                Err(_) => {
-                    server.kill();
-                    panic!(
-                        "tessera serve printed no `listening on` line:\n{}",
-                        server.stderr_text()
-                    );
-                }
-            }
-        }
-    }
-
-    /// SIGKILL (what `Child::kill` sends on Unix), and a bounded wait for the exit.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        self.wait("SIGKILL");
-    }
-
-    /// SIGTERM, and a bounded wait for the exit.
-    fn terminate(&mut self) -> ExitStatus {
-        let pid = self.child.id().to_string();
-        let killed = Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
-        assert!(killed.success(), "kill -TERM {pid}");
-        self.wait("SIGTERM")
-    }
-
-    fn wait(&mut self, after: &str) -> ExitStatus {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("waiting for tessera") {
-                return status;
-            }
-            if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                panic!("tessera did not exit within {WAIT:?} of {after}");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Everything the child wrote to stderr (once it has exited).
-    fn stderr_text(&mut self) -> String {
-        let bytes = self.stderr.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default();
-        String::from_utf8_lossy(&bytes).into_owned()
-    }
 }
 
 // --- the model ---------------------------------------------------------------------------------
@@ -1098,7 +1007,7 @@ async fn committed_writes_survive_sigkill_under_load_and_the_database_stays_inta
     let db = dir.path().join(DB_FILE);
     let mut partitions: Vec<Partition> =
         (0..WORKERS).map(|worker| Partition { worker, ..Partition::default() }).collect();
-    let mut server = Server::start(dir.path());
+    let mut server = TesseraProcess::start(serve_command(dir.path()));
     let mut report = Vec::new();
 
     for (cycle, &threshold) in KILL_AFTER.iter().enumerate() {
@@ -1160,7 +1069,7 @@ async fn committed_writes_survive_sigkill_under_load_and_the_database_stays_inta
 
         // Restart on the same data directory and check everything confirmed.
         let restart = Instant::now();
-        server = Server::start(dir.path());
+        server = TesseraProcess::start(serve_command(dir.path()));
         let startup = restart.elapsed();
         let shared = Shared::new(&server.base, usize::MAX);
         let before: Vec<Checked> = partitions.iter().map(|p| p.checked).collect();

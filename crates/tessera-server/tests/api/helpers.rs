@@ -648,3 +648,103 @@ pub(crate) fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> std::thread::J
         buffer
     })
 }
+
+/// A child process of the real `tessera` binary (`tessera serve ...`), killed on drop, so a
+/// failing test leaves no server behind.
+#[derive(Debug)]
+pub(crate) struct TesseraProcess {
+    child: std::process::Child,
+    /// `http://127.0.0.1:PORT`, from its `listening on` line.
+    pub(crate) base: String,
+    stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
+}
+
+impl Drop for TesseraProcess {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl TesseraProcess {
+    /// Starts `command` (a `tessera serve` listening on `127.0.0.1:0`) and waits, at most
+    /// [`WAIT`], for its `listening on` line.
+    pub(crate) fn start(mut command: Command) -> TesseraProcess {
+        use std::io::{BufRead, BufReader};
+
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn().expect("the tessera binary starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = drain(child.stderr.take());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // Keeps reading to the end: the server must never write into a closed pipe.
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        let mut server = TesseraProcess { child, base: String::new(), stderr: Some(stderr) };
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) => {
+                    if let Some(url) = line.strip_prefix("listening on ") {
+                        let url = url.trim();
+                        assert!(url.starts_with("http://127.0.0.1:"), "{line}");
+                        server.base = url.to_owned();
+                        return server;
+                    }
+                }
+                Err(_) => {
+                    server.kill();
+                    panic!(
+                        "tessera serve printed no `listening on` line:\n{}",
+                        server.stderr_text()
+                    );
+                }
+            }
+        }
+    }
+
+    /// `base` + `path`.
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// SIGKILL (what `Child::kill` sends on Unix), and a bounded wait for the exit.
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        self.wait("SIGKILL");
+    }
+
+    /// SIGTERM (a graceful stop), and a bounded wait for the exit.
+    pub(crate) fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let killed = Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+        assert!(killed.success(), "kill -TERM {pid}");
+        self.wait("SIGTERM")
+    }
+
+    fn wait(&mut self, after: &str) -> std::process::ExitStatus {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waiting for tessera") {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                panic!("tessera did not exit within {WAIT:?} of {after}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Everything the child wrote to stderr (once it has exited).
+    pub(crate) fn stderr_text(&mut self) -> String {
+        let bytes = self.stderr.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}

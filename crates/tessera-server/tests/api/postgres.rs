@@ -7,7 +7,7 @@ use tessera_server::config::RawConfig;
 use crate::helpers::*;
 
 /// A fresh database on the test server; its URL.
-async fn database() -> String {
+pub(crate) async fn database() -> String {
     let admin = std::env::var("TESSERA_TEST_POSTGRES_URL").unwrap_or_else(|_| {
         panic!(
             "the PostgreSQL tests need TESSERA_TEST_POSTGRES_URL: run them with scripts/test, \
