@@ -5,11 +5,9 @@
 //! Everything listens on 127.0.0.1 only and is killed on drop, so a failing test leaves no
 //! process behind.
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
@@ -23,28 +21,19 @@ pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// A `tessera serve` process.
+/// A `tessera serve` process, with the usual helpers to talk to it.
 pub(crate) struct Instance {
-    child: Child,
+    process: TesseraProcess,
     /// Talks to the process with the usual helpers.
     pub(crate) app: TestApp,
-    stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
     _dir: TempDir,
 }
 
 impl Drop for Instance {
     fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
         if std::thread::panicking() || std::env::var_os("TEST_LOG").is_some() {
-            let bytes = self.stderr.take().map(|h| h.join().unwrap_or_default());
-            eprintln!(
-                "--- {} stderr ---\n{}",
-                self.app.base,
-                String::from_utf8_lossy(&bytes.unwrap_or_default())
-            );
+            self.process.kill();
+            eprintln!("--- {} stderr ---\n{}", self.app.base, self.process.stderr_text());
         }
     }
 }
@@ -57,8 +46,9 @@ impl std::ops::Deref for Instance {
 }
 
 impl Instance {
-    /// Starts `tessera serve` on a free port with a data directory of its own, cheap argon2,
-    /// `cookie.secure = false`, `env` on top, and waits (bounded) until it listens.
+    /// Starts `tessera serve` on a free port with a data directory of its own, a clean
+    /// `TESSERA_*` environment, cheap argon2, `cookie.secure = false`, `env` on top, and
+    /// waits (bounded) until it listens.
     pub(crate) fn start(env: &[(&str, String)]) -> Instance {
         let dir = tempfile::tempdir().unwrap();
         let mut command = Command::new(BIN);
@@ -76,37 +66,9 @@ impl Instance {
             ("TESSERA_LOG__LEVEL", "info"),
         ]);
         command.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
-        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = command.spawn().expect("the tessera binary starts");
-        let stdout = child.stdout.take().unwrap();
-        let stderr = drain(child.stderr.take());
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let _ = tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + WAIT;
-        let base = loop {
-            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(line) => {
-                    if let Some(url) = line.strip_prefix("listening on ") {
-                        break url.trim().to_owned();
-                    }
-                }
-                Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    let text = stderr.join().unwrap_or_default();
-                    panic!(
-                        "tessera serve printed no `listening on` line:\n{}",
-                        String::from_utf8_lossy(&text)
-                    );
-                }
-            }
-        };
-        Instance { child, app: TestApp::remote(&base), stderr: Some(stderr), _dir: dir }
+        let process = TesseraProcess::start(command);
+        let app = TestApp::remote(&process.base);
+        Instance { process, app, _dir: dir }
     }
 }
 
