@@ -920,13 +920,15 @@ impl Authenticator {
     /// Writes pending session renewals and retries revocations the feed could not take yet
     /// (call often, and at shutdown); returns how many renewals were written.
     pub async fn flush(&self) -> Result<usize, StoreError> {
+        // Independent: a feed that is down must not hold up renewals, nor the reverse.
+        let renewals = self.inner.sessions.flush_renewals().await;
         if let Some(feed) = &self.inner.stores.feed
             && !lock(&self.inner.unpublished).is_empty()
         {
             let sent = self.republish(feed).await?;
             tracing::info!("revocation feed: {sent} delayed revocations published");
         }
-        self.inner.sessions.flush_renewals().await
+        renewals
     }
 
     /// Appends the engine's metrics and gauges in the Prometheus text format.
