@@ -15,6 +15,7 @@ use axum::routing::get;
 use tessera::store::memory::MemoryStore;
 use tessera::store::memory_throttle::MemoryThrottle;
 use tessera::store::postgres::PostgresStore;
+use tessera::store::postgres_keys::SealedKeysError;
 use tessera::store::redis::{RedisOptions, RedisStore};
 use tessera::store::sqlite::SqliteStore;
 use tessera::store::{
@@ -92,20 +93,12 @@ impl Application {
             None => None,
         };
         let (stores, handles) = open_stores(&config).await?;
+        let keep_retired = config.engine.token.access_ttl + config.engine.token.leeway;
+        let (keys, secret) = load_keys(&config, &handles, keep_retired).await?;
         let mut engine = config.engine;
         if config.issuer.is_none() {
             engine.token.issuer = public_url.clone();
         }
-
-        let keep_retired = engine.token.access_ttl + engine.token.leeway;
-        let keys = KeySet::load_or_create(
-            &config.data_dir,
-            config.algorithm,
-            config.hs256_secret.as_ref(),
-            SystemClock.now(),
-            keep_retired,
-        )?;
-        let secret = ServerSecret::load_or_create(&config.data_dir.join("secret.key"))?;
         let auth = Authenticator::builder(engine, stores).keys(keys).secret(secret).build().await?;
 
         let mut http = HttpSettings::new(&public_url);
@@ -210,6 +203,54 @@ impl Application {
         self.handles.close().await;
         Ok(())
     }
+}
+
+/// The signing keys and the server secret: sealed in PostgreSQL when users are there (so
+/// every instance has the same), else in the data directory.
+async fn load_keys(
+    config: &Config,
+    handles: &StoreHandles,
+    keep_retired: Duration,
+) -> anyhow::Result<(KeySet, ServerSecret)> {
+    let now = SystemClock.now();
+    if config.users_store != StoreKind::Postgres {
+        let keys = KeySet::load_or_create(
+            &config.data_dir,
+            config.algorithm,
+            config.hs256_secret.as_ref(),
+            now,
+            keep_retired,
+        )?;
+        let secret = ServerSecret::load_or_create(&config.data_dir.join("secret.key"))?;
+        return Ok((keys, secret));
+    }
+    let (Some(store), Some(kek)) = (&handles.postgres, &config.key_encryption_key) else {
+        anyhow::bail!("store.key_encryption_key: required with store.users = \"postgres\"");
+    };
+    let key_name = match &config.key_encryption_key_file {
+        Some(path) => {
+            if tessera::fsutil::others_can_read(path) {
+                tracing::warn!(
+                    path = %path.display(),
+                    "store.key_encryption_key_file is readable by other users; \
+                     consider `chmod 600` on it"
+                );
+            }
+            "store.key_encryption_key_file"
+        }
+        None => "store.key_encryption_key",
+    };
+    store
+        .load_or_create_keys(kek, config.algorithm, config.hs256_secret.as_ref(), now, keep_retired)
+        .await
+        .map_err(|e| match e {
+            SealedKeysError::WrongKey { .. } => anyhow::anyhow!(
+                "{key_name}: {e}; every instance must use the key-encryption key the database \
+                 was first started with"
+            ),
+            other => anyhow::Error::new(other)
+                .context("loading the signing keys and the server secret from PostgreSQL"),
+        })
 }
 
 /// The backends behind [`Stores`], to close them at the end.

@@ -13,10 +13,10 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use secrecy::SecretSlice;
 use serde::{Deserialize, Deserializer, Serialize};
-use tessera::Settings;
 use tessera::password::Argon2Params;
 use tessera::token::Algorithm;
 use tessera::token::keys::HS256_MIN_SECRET;
+use tessera::{KeyEncryptionKey, Settings};
 
 /// How long audit events are kept unless `[audit] retention` says otherwise.
 const DEFAULT_AUDIT_RETENTION_DAYS: u64 = 90;
@@ -220,7 +220,7 @@ pub struct RawStore {
     pub users: Option<String>,
     /// Sessions: `sqlite` (default), `postgres`, `redis` or `memory`.
     pub sessions: Option<String>,
-    /// PostgreSQL URL (for `postgres` stores).
+    /// PostgreSQL URL (for `postgres` stores). Default none.
     pub url: Option<String>,
     /// Redis or Valkey URL (`redis://`, `rediss://`, `redis+unix://`). Required for
     /// `sessions = "redis"`; when set, throttling counters and the revocation feed between
@@ -228,6 +228,14 @@ pub struct RawStore {
     pub redis_url: Option<String>,
     /// First part of every Redis key and of the feed's channel. Default `tessera`.
     pub redis_prefix: Option<String>,
+    /// The key that seals signing keys and the server secret in PostgreSQL: base64 (standard
+    /// or URL-safe) of exactly 32 bytes. Required with `users = "postgres"` unless
+    /// `key_encryption_key_file` is set; refused otherwise. Default none.
+    #[serde(serialize_with = "serialize_redacted")]
+    pub key_encryption_key: Option<secrecy::SecretString>,
+    /// A file holding `key_encryption_key` (a trailing newline is fine), instead of the value
+    /// itself. Default none.
+    pub key_encryption_key_file: Option<PathBuf>,
 }
 
 /// The `[password]` section.
@@ -359,6 +367,11 @@ pub struct Config {
     pub redis_url: Option<secrecy::SecretString>,
     /// Prefix of every Redis key.
     pub redis_prefix: String,
+    /// The key sealing signing keys and the server secret in PostgreSQL (set exactly when
+    /// users are in PostgreSQL).
+    pub key_encryption_key: Option<KeyEncryptionKey>,
+    /// The file `key_encryption_key` was read from, if it came from a file.
+    pub key_encryption_key_file: Option<PathBuf>,
     /// Capacity of the session cache (0: none).
     pub session_cache_capacity: usize,
     /// Engine settings (issuer filled in at start).
@@ -538,6 +551,11 @@ impl Config {
         {
             bail!("store.redis_prefix: 1 to 64 characters of A-Z a-z 0-9 - _ . :");
         }
+        let (key_encryption_key, key_encryption_key_file) = key_encryption_key(
+            users_store,
+            raw.store.key_encryption_key,
+            raw.store.key_encryption_key_file,
+        )?;
 
         let mut engine = Settings::new();
         let d = |v: Option<HumanDuration>, default: Duration| v.map_or(default, |h| h.0);
@@ -626,11 +644,67 @@ impl Config {
             postgres_url,
             redis_url,
             redis_prefix,
+            key_encryption_key,
+            key_encryption_key_file,
             session_cache_capacity: raw.session.cache_capacity.unwrap_or(100_000),
             engine,
             log_level,
             log_format,
         })
+    }
+}
+
+/// `store.key_encryption_key` or `store.key_encryption_key_file`: exactly one with users in
+/// PostgreSQL (where the signing keys and the server secret are then kept, sealed), neither
+/// otherwise (they are then in the data directory, and a key would silently do nothing).
+fn key_encryption_key(
+    users_store: StoreKind,
+    inline: Option<secrecy::SecretString>,
+    file: Option<PathBuf>,
+) -> anyhow::Result<(Option<KeyEncryptionKey>, Option<PathBuf>)> {
+    let key = match (inline, &file) {
+        (Some(_), Some(_)) => {
+            bail!("store.key_encryption_key and store.key_encryption_key_file: set only one")
+        }
+        (Some(text), None) => Some(
+            KeyEncryptionKey::from_base64(secrecy::ExposeSecret::expose_secret(&text))
+                .map_err(|e| anyhow!("store.key_encryption_key: {e}"))?,
+        ),
+        (None, Some(path)) => {
+            let text =
+                secrecy::SecretString::from(std::fs::read_to_string(path).with_context(|| {
+                    format!("store.key_encryption_key_file: cannot read {}", path.display())
+                })?);
+            Some(
+                KeyEncryptionKey::from_base64(secrecy::ExposeSecret::expose_secret(&text))
+                    .map_err(|e| {
+                        anyhow!("store.key_encryption_key_file: {}: {e}", path.display())
+                    })?,
+            )
+        }
+        (None, None) => None,
+    };
+    match (users_store, &key) {
+        (StoreKind::Postgres, Some(_)) => Ok((key, file)),
+        (StoreKind::Postgres, None) => bail!(
+            "store.key_encryption_key: required with store.users = \"postgres\": the signing \
+             keys and the server secret are kept in the database, sealed with this key, and \
+             every instance needs the same one. Make one with `head -c 32 /dev/urandom | base64` \
+             and set store.key_encryption_key_file to a file holding it (or \
+             TESSERA_STORE__KEY_ENCRYPTION_KEY to it)"
+        ),
+        (_, Some(_)) => {
+            let key = if file.is_some() {
+                "store.key_encryption_key_file"
+            } else {
+                "store.key_encryption_key"
+            };
+            bail!(
+                "{key}: only used with store.users = \"postgres\" (otherwise the signing keys \
+                 and the server secret are in the data directory)"
+            )
+        }
+        (_, None) => Ok((None, None)),
     }
 }
 
@@ -764,6 +838,56 @@ mod tests {
                 error.starts_with(key) || error.contains(&format!("{key}:")),
                 "{toml}: {error}"
             );
+        }
+    }
+
+    #[test]
+    fn the_key_encryption_key_is_required_with_postgres_users_and_refused_without() {
+        const KEK: &str = "ZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXp7fH1+f4CBgoM=";
+        let pg = "[store]\nusers = \"postgres\"\nurl = \"postgres://h/d\"\n";
+        let error = parse(pg).unwrap_err().to_string();
+        assert!(error.starts_with("store.key_encryption_key: required"), "{error}");
+        assert!(error.contains("head -c 32 /dev/urandom | base64"), "{error}");
+
+        let c = parse(&format!("{pg}key_encryption_key = \"{KEK}\"")).unwrap();
+        assert!(c.key_encryption_key.is_some() && c.key_encryption_key_file.is_none());
+        assert!(!format!("{c:?}").contains(KEK));
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kek");
+        std::fs::write(&file, format!("{KEK}\n")).unwrap();
+        let with_file = format!("{pg}key_encryption_key_file = {:?}", file.display().to_string());
+        let c = parse(&with_file).unwrap();
+        assert!(c.key_encryption_key.is_some());
+        assert_eq!(c.key_encryption_key_file.as_deref(), Some(file.as_path()));
+        let described = crate::telemetry::describe_config(&c);
+        assert!(
+            described.contains(&format!("store.key_encryption_key_file = {}\n", file.display()))
+        );
+        assert!(described.contains("store.key_encryption_key = none\n"), "{described}");
+
+        for (toml, key) in [
+            (
+                format!("{with_file}\nkey_encryption_key = \"{KEK}\""),
+                "store.key_encryption_key and",
+            ),
+            (format!("{pg}key_encryption_key = \"{}\"", &KEK[..40]), "store.key_encryption_key:"),
+            (
+                format!("{pg}key_encryption_key_file = \"/nonexistent\""),
+                "store.key_encryption_key_file:",
+            ),
+            (format!("[store]\nkey_encryption_key = \"{KEK}\""), "store.key_encryption_key:"),
+            (
+                format!(
+                    "[store]\nsessions = \"postgres\"\nurl = \"postgres://h/d\"\nkey_encryption_key_file = {:?}",
+                    file.display().to_string()
+                ),
+                "store.key_encryption_key_file:",
+            ),
+        ] {
+            let error = parse(&toml).unwrap_err().to_string();
+            assert!(error.starts_with(key), "{toml}: {error}");
+            assert!(!error.contains(KEK), "{error}");
         }
     }
 

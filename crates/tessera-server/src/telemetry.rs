@@ -24,7 +24,8 @@ pub fn init(config: &Config) -> anyhow::Result<()> {
     result.map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))
 }
 
-/// The effective configuration, one `key = value` per line, secrets left out.
+/// The effective configuration, one `key = value` per line, secrets left out (or shown as
+/// `[redacted]`).
 pub fn describe_config(c: &Config) -> String {
     let e = &c.engine;
     let d = |d: std::time::Duration| humantime::format_duration(d).to_string();
@@ -85,6 +86,17 @@ pub fn describe_config(c: &Config) -> String {
             c.redis_url.as_ref().map_or("none".into(), |u| redact_url(u.expose_secret())),
         ),
         ("store.redis_prefix", c.redis_prefix.clone()),
+        (
+            "store.key_encryption_key",
+            match (&c.key_encryption_key, &c.key_encryption_key_file) {
+                (Some(_), None) => "[redacted]".into(),
+                _ => "none".into(),
+            },
+        ),
+        (
+            "store.key_encryption_key_file",
+            c.key_encryption_key_file.as_ref().map_or("none".into(), |p| p.display().to_string()),
+        ),
         ("password.memory_kib", e.password.params.memory_kib.to_string()),
         ("password.iterations", e.password.params.iterations.to_string()),
         ("password.parallelism", e.password.params.parallelism.to_string()),

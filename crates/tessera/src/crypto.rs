@@ -77,7 +77,8 @@ impl fmt::Debug for HmacKey {
     }
 }
 
-/// The installation's master secret: 32 random bytes kept in the data directory (mode 0600).
+/// The installation's master secret: 32 random bytes kept in the data directory (mode 0600),
+/// or sealed in a shared PostgreSQL database (`PostgresStore::load_or_create_keys`).
 ///
 /// Purpose-specific HMAC keys are derived from it, so one file serves every derived secret and
 /// rotating it invalidates all of them together.
@@ -114,6 +115,15 @@ impl ServerSecret {
         HmacKey::new(&master.sign(label.as_bytes()))
     }
 }
+
+/// Constant-time: instances compare their secrets without leaking them through timing.
+impl PartialEq for ServerSecret {
+    fn eq(&self, other: &Self) -> bool {
+        ct_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for ServerSecret {}
 
 impl fmt::Debug for ServerSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -166,7 +176,8 @@ mod tests {
         let path = dir.path().join("secret.key");
         let first = ServerSecret::load_or_create(&path).unwrap();
         let second = ServerSecret::load_or_create(&path).unwrap();
-        assert_eq!(first.0, second.0);
+        assert_eq!(first, second);
+        assert_ne!(first, ServerSecret::generate().unwrap());
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -94,6 +94,21 @@ pub fn is_shared_dir(dir: &Path) -> bool {
     }
 }
 
+/// Whether the file at `path` can be read by users other than its owner (group or world read
+/// bits set). `false` when it cannot be inspected.
+pub fn others_can_read(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o044 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        false
+    }
+}
+
 /// Reads the secret file at `path`, or creates it with the bytes `generate` returns. When two
 /// processes race to create the file, the loser reads the winner's.
 pub(crate) fn load_or_create_private(

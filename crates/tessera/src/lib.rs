@@ -67,6 +67,7 @@ pub mod limit;
 pub mod metrics;
 pub mod password;
 pub mod principal;
+pub mod seal;
 pub mod session;
 pub mod settings;
 pub mod store;
@@ -77,6 +78,7 @@ pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use crypto::ServerSecret;
 pub use error::Error;
 pub use principal::{AuthMethod, Principal};
+pub use seal::KeyEncryptionKey;
 pub use settings::Settings;
 
 /// Entry points for the fuzz targets in `fuzz/` that reach below the public API. Not part of

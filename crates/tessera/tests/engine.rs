@@ -15,6 +15,7 @@ use tessera::store::cached::CachedSessionStore;
 use tessera::store::memory::MemoryStore;
 use tessera::store::memory_throttle::MemoryThrottle;
 use tessera::store::postgres::PostgresStore;
+use tessera::store::postgres_keys::SealedKeysError;
 use tessera::store::redis::{RedisOptions, RedisStore};
 use tessera::store::sqlite::SqliteStore;
 use tessera::store::{
@@ -22,7 +23,10 @@ use tessera::store::{
     RefreshTokenRecord, RevocationFeed, RevocationStore, Rotation, SessionRecord, SessionStore,
     StoreError, Stores, ThrottleStore, UserRecord, UserStore,
 };
-use tessera::{AuthMethod, Authenticator, Error, Settings, SystemClock};
+use tessera::token::{Algorithm, KeySet};
+use tessera::{
+    AuthMethod, Authenticator, Error, KeyEncryptionKey, ServerSecret, Settings, SystemClock,
+};
 
 const T0: i64 = 1_800_000_000_000;
 
@@ -1280,4 +1284,162 @@ async fn while_the_feed_is_down_token_checks_ask_the_store() {
     assert!(matches!(b.authenticate_token(&grant.access.token).await, Err(Error::TokenInvalid(_))));
     // The message A could not send waits for the next flush.
     assert!(a.flush().await.is_err(), "still undeliverable, and said so");
+}
+
+/// A start of one instance against `url`: its own connection pool, the shared keys.
+async fn start_instance(
+    url: &str,
+    kek: &KeyEncryptionKey,
+    alg: Algorithm,
+    now: Timestamp,
+) -> Result<(KeySet, ServerSecret), SealedKeysError> {
+    let store = PostgresStore::connect(url).await.unwrap();
+    let loaded = store.load_or_create_keys(kek, alg, None, now, KEEP_RETIRED).await;
+    store.close().await;
+    loaded
+}
+
+const KEEP_RETIRED: Duration = Duration::from_secs(330);
+
+fn kek(byte: u8) -> KeyEncryptionKey {
+    KeyEncryptionKey::from_bytes(&[byte; 32]).unwrap()
+}
+
+async fn count(url: &str, sql: &str) -> i64 {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+    let n: i64 =
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn instances_starting_together_share_one_signing_key_and_one_secret_in_postgres() {
+    let url = postgres_database().await;
+    // Four instances, connected first, then released at once to load their keys.
+    let barrier = Arc::new(tokio::sync::Barrier::new(4));
+    let mut starts = Vec::new();
+    for _ in 0..4 {
+        let store = PostgresStore::connect(&url).await.unwrap();
+        let barrier = barrier.clone();
+        starts.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let loaded = store
+                .load_or_create_keys(&kek(1), Algorithm::EdDSA, None, ts(0), KEEP_RETIRED)
+                .await;
+            store.close().await;
+            loaded
+        }));
+    }
+    let mut loaded = Vec::new();
+    for start in starts {
+        loaded.push(start.await.unwrap().unwrap());
+    }
+    let (first_keys, first_secret) = &loaded[0];
+    let kid = first_keys.signing().public().kid().to_owned();
+    for (keys, secret) in &loaded {
+        assert_eq!(keys.signing().public().kid(), kid, "one signing key");
+        assert_eq!(keys.jwks_json(), first_keys.jwks_json(), "one JWKS");
+        assert_eq!(secret, first_secret, "one server secret");
+    }
+    assert_eq!(count(&url, "SELECT count(*) FROM signing_keys").await, 1);
+    assert_eq!(count(&url, "SELECT count(*) FROM sealed_secrets").await, 1);
+    // What is stored is sealed: the public key is in the JWKS, the private key's row is
+    // ciphertext that only the KEK opens (checked by the wrong-KEK start below).
+    assert_eq!(count(&url, "SELECT count(*) FROM signing_keys WHERE sealed IS NULL").await, 0);
+
+    // A later start finds the same key and secret.
+    let (again, secret) = start_instance(&url, &kek(1), Algorithm::EdDSA, ts(60)).await.unwrap();
+    assert_eq!(again.signing().public().kid(), kid);
+    assert_eq!(&secret, first_secret);
+
+    // A start with another KEK fails, and changes nothing: no new key, no new secret.
+    let sealed_before = count(&url, "SELECT sum(length(sealed))::BIGINT FROM signing_keys").await;
+    match start_instance(&url, &kek(2), Algorithm::EdDSA, ts(60)).await {
+        Err(SealedKeysError::WrongKey { what, .. }) => assert_eq!(what, "server secret"),
+        other => panic!("expected a wrong-key error, got {other:?}"),
+    }
+    match start_instance(&url, &kek(2), Algorithm::ES256, ts(60)).await {
+        Err(SealedKeysError::WrongKey { .. }) => {}
+        other => panic!("expected a wrong-key error, got {other:?}"),
+    }
+    assert_eq!(count(&url, "SELECT count(*) FROM signing_keys").await, 1);
+    assert_eq!(count(&url, "SELECT count(*) FROM sealed_secrets").await, 1);
+    assert_eq!(
+        count(&url, "SELECT sum(length(sealed))::BIGINT FROM signing_keys").await,
+        sealed_before
+    );
+    let (still, _) = start_instance(&url, &kek(1), Algorithm::EdDSA, ts(60)).await.unwrap();
+    assert_eq!(still.signing().public().kid(), kid, "the right KEK still opens everything");
+}
+
+#[tokio::test]
+async fn postgres_keys_retire_on_an_algorithm_change_and_hs256_records_only_its_kid() {
+    let url = postgres_database().await;
+    let (ed, _) = start_instance(&url, &kek(1), Algorithm::EdDSA, ts(0)).await.unwrap();
+    let ed_kid = ed.signing().public().kid().to_owned();
+
+    // ES256 now: a new key signs, the EdDSA one still verifies and is in the JWKS.
+    let (es, _) = start_instance(&url, &kek(1), Algorithm::ES256, ts(10)).await.unwrap();
+    assert_eq!(es.signing().public().alg(), Algorithm::ES256);
+    assert!(es.verifying(&ed_kid).is_some());
+    assert!(es.jwks_json().contains(&ed_kid));
+    let es_kid = es.signing().public().kid().to_owned();
+    let (es_again, _) = start_instance(&url, &kek(1), Algorithm::ES256, ts(20)).await.unwrap();
+    assert_eq!(es_again.signing().public().kid(), es_kid, "the ES256 key is reused");
+    assert!(es_again.verifying(&ed_kid).is_some());
+
+    // Once every token the EdDSA key signed has expired, it is gone, from the database too.
+    let later = ts(10).plus(KEEP_RETIRED);
+    let (after, _) = start_instance(&url, &kek(1), Algorithm::ES256, later).await.unwrap();
+    assert_eq!(after.signing().public().kid(), es_kid);
+    assert!(after.verifying(&ed_kid).is_none());
+    assert!(!after.jwks_json().contains(&ed_kid));
+    assert_eq!(count(&url, "SELECT count(*) FROM signing_keys").await, 1);
+
+    // HS256: the secret is configured, only its kid is recorded; the ES256 key retires.
+    let store = PostgresStore::connect(&url).await.unwrap();
+    let hs_secret = secrecy::SecretSlice::from(vec![7u8; 32]);
+    let (hs, _) = store
+        .load_or_create_keys(&kek(1), Algorithm::HS256, Some(&hs_secret), later, KEEP_RETIRED)
+        .await
+        .unwrap();
+    assert_eq!(hs.signing().public().alg(), Algorithm::HS256);
+    assert!(hs.verifying(&es_kid).is_some(), "the retired ES256 key still verifies");
+    assert_eq!(
+        count(&url, "SELECT count(*) FROM signing_keys WHERE alg = 'HS256' AND sealed IS NULL")
+            .await,
+        1
+    );
+    assert_eq!(count(&url, "SELECT count(*) FROM signing_keys WHERE retired_at IS NULL").await, 1);
+    assert!(matches!(
+        store.load_or_create_keys(&kek(1), Algorithm::HS256, None, later, KEEP_RETIRED).await,
+        Err(SealedKeysError::Key(_))
+    ));
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_version_2_postgres_schema_is_upgraded_with_the_key_tables() {
+    use sqlx::Connection;
+    let url = postgres_database().await;
+    let store = PostgresStore::connect(&url).await.unwrap();
+    store.insert_user(&user("u1", "alice")).await.unwrap();
+    store.close().await;
+    // Back to what version 2 left: no key tables.
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql(
+        "DROP TABLE signing_keys; DROP TABLE sealed_secrets; UPDATE tessera_schema SET version = 2",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+
+    let store = PostgresStore::connect(&url).await.unwrap();
+    assert!(store.find_user_by_username("alice").await.unwrap().is_some());
+    store.load_or_create_keys(&kek(1), Algorithm::EdDSA, None, ts(0), KEEP_RETIRED).await.unwrap();
+    store.close().await;
+    assert_eq!(count(&url, "SELECT max(version)::BIGINT FROM tessera_schema").await, 3);
 }

@@ -16,6 +16,9 @@ use crate::helpers::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tessera");
 
+/// The key-encryption key of the tests' instances (base64 of 32 bytes).
+pub(crate) const TEST_KEK: &str = "dGVzc2VyYS10ZXN0LWtleS1lbmNyeXB0aW9uLWtleSE=";
+
 /// A port that was free a moment ago.
 pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -311,6 +314,7 @@ pub(crate) fn scale_env(
     vec![
         ("TESSERA_STORE__USERS", "postgres".into()),
         ("TESSERA_STORE__URL", postgres_url.into()),
+        ("TESSERA_STORE__KEY_ENCRYPTION_KEY", TEST_KEK.into()),
         ("TESSERA_STORE__SESSIONS", "redis".into()),
         ("TESSERA_STORE__REDIS_URL", redis_url.into()),
         ("TESSERA_STORE__REDIS_PREFIX", prefix.into()),

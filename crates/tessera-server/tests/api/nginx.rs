@@ -14,10 +14,9 @@
 //!   trusted proxy, reaches Tessera from 127.0.0.1: the address Tessera records for a login can
 //!   only have come from nginx's `X-Forwarded-For`.
 //!
-//! Signing keys are per data directory in this version, so a bearer token would verify only at
-//! the instance that issued it: the test drives the browser flow with session cookies, which
-//! any instance accepts. Both data directories get the same `secret.key` (CSRF tokens are
-//! derived from it), as docs/examples/nginx/README.md asks of every deployment.
+//! The instances keep users and sessions in PostgreSQL, and with them the signing keys and the
+//! secret CSRF tokens derive from (sealed with one key-encryption key), so a CSRF token minted
+//! by one instance is accepted by the other.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::unix::fs::PermissionsExt as _;
@@ -106,6 +105,7 @@ fn instance(dir: &Path, url: &str, public_url: &str) -> TesseraProcess {
             ("TESSERA_STORE__USERS", "postgres"),
             ("TESSERA_STORE__SESSIONS", "postgres"),
             ("TESSERA_STORE__URL", url),
+            ("TESSERA_STORE__KEY_ENCRYPTION_KEY", crate::cluster::TEST_KEK),
             ("TESSERA_SERVER__PUBLIC_URL", public_url),
             ("TESSERA_SERVER__TRUSTED_PROXIES", "127.0.0.1"),
             ("TESSERA_COOKIE__SECURE", "false"),
@@ -446,12 +446,11 @@ async fn nginx_balances_two_instances_and_guards_an_app_with_auth_request() {
     let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let public_url = format!("http://{listen}");
 
-    // Two instances, one database, the same secret.key (an operator copies it).
+    // Two instances, one database, data directories of their own.
     let dirs: Vec<TempDir> = (0..2)
         .map(|_| tempfile::Builder::new().prefix("tessera-nginx-data-").tempdir().unwrap())
         .collect();
     let mut first = instance(dirs[0].path(), &database, &public_url);
-    std::fs::copy(dirs[0].path().join("secret.key"), dirs[1].path().join("secret.key")).unwrap();
     let second = instance(dirs[1].path(), &database, &public_url);
     let app = App::start().await;
     let upstreams = [&first.base["http://".len()..], &second.base["http://".len()..]];

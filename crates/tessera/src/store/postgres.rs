@@ -9,6 +9,8 @@
 //! Read-modify-write operations are single conditional statements (a refresh token is spent by
 //! `UPDATE ... WHERE spent_at IS NULL`, whose row lock and re-check under `READ COMMITTED` give
 //! concurrent rotations exactly one winner); multi-statement changes run in one transaction.
+//!
+//! Signing keys and the server secret, sealed, are loaded by [`super::postgres_keys`].
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -95,6 +97,22 @@ CREATE TABLE audit_events (
 CREATE INDEX audit_events_at ON audit_events(at);
 CREATE INDEX audit_events_username ON audit_events(username, at);
 CREATE INDEX audit_events_user_id ON audit_events(user_id, at);
+"#,
+    // Signing keys and the server secret, sealed under the configured key-encryption key
+    // (store/postgres_keys.rs). `sealed` is NULL for HS256, whose secret is configured.
+    r#"
+CREATE TABLE signing_keys (
+    kid        TEXT PRIMARY KEY NOT NULL,
+    alg        TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    retired_at BIGINT,
+    sealed     BYTEA
+);
+CREATE TABLE sealed_secrets (
+    name       TEXT PRIMARY KEY NOT NULL,
+    created_at BIGINT NOT NULL,
+    sealed     BYTEA NOT NULL
+);
 "#,
 ];
 
@@ -204,7 +222,7 @@ impl PostgresStore {
         tx.commit().await.map_err(db)
     }
 
-    async fn write(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+    pub(super) async fn write(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
         self.pool.begin().await.map_err(db)
     }
 }
@@ -240,7 +258,7 @@ fn scrub(url: &str, message: String) -> String {
 
 /// Maps a sqlx error: unique violations are conflicts, decoding errors corruption, anything
 /// else means the store is not usable right now.
-fn db(e: sqlx::Error) -> StoreError {
+pub(super) fn db(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict,
         sqlx::Error::ColumnDecode { .. }

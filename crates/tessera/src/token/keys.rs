@@ -360,66 +360,16 @@ impl KeySet {
         crate::fsutil::create_private_dir(&dir)?;
         let index_path = dir.join("keys.json");
         let mut index = KeyIndex::read(&index_path)?;
-        let hs256 = match (alg, hs256_secret) {
-            (Algorithm::HS256, Some(secret)) => Some(SigningKey::hs256(secret.expose_secret())?),
-            (Algorithm::HS256, None) => {
-                return Err(Error::internal("HS256 needs a configured secret (token.secret)"));
-            }
-            _ => None,
-        };
-        let mut changed = false;
-        let hs256_kid = hs256.as_ref().map(|k| k.public.kid.clone());
-        // Retire every active key that is not of the configured algorithm, and under HS256
-        // every active entry for another secret.
-        for entry in index.keys.iter_mut() {
-            let other_secret =
-                entry.alg == Algorithm::HS256 && Some(&entry.kid) != hs256_kid.as_ref();
-            if entry.retired_at.is_none() && (entry.alg != alg || other_secret) {
-                entry.retired_at = Some(now.unix_millis());
-                changed = true;
-            }
-        }
-        if let Some(kid) = hs256_kid {
-            // The HS256 key is not a file; record its kid so switching away retires it too.
-            if !index.keys.iter().any(|e| e.kid == kid && e.retired_at.is_none()) {
-                index.keys.push(KeyEntry::new(kid, alg, now));
-                changed = true;
-            }
-        }
-        let mut signing = hs256;
-        let mut retired = Vec::new();
-        let mut keep = Vec::new();
-        for entry in &index.keys {
-            let live = entry
-                .retired_at
-                .is_none_or(|at| Timestamp::from_unix_millis(at).plus(keep_retired) > now);
-            if !live {
-                continue;
-            }
-            keep.push(entry.clone());
-            if entry.alg == Algorithm::HS256 {
-                // A retired shared secret is not kept anywhere: it cannot verify any more.
-                continue;
-            }
-            let pkcs8 = std::fs::read(entry.path(&dir)).map_err(|e| {
-                Error::internal(format!("reading signing key {}: {e}", entry.path(&dir).display()))
+        let hs256 = hs256_key(alg, hs256_secret)?;
+        let mut changed =
+            index.apply_rules(alg, hs256.as_ref().map(|k| k.public.kid()), now, keep_retired);
+        let (signing, retired) = index.keys_in_force(hs256, |entry| {
+            let path = entry.path(&dir);
+            let pkcs8 = std::fs::read(&path).map_err(|e| {
+                Error::internal(format!("reading signing key {}: {e}", path.display()))
             })?;
-            let key = SigningKey::from_pkcs8(entry.alg, &pkcs8)?;
-            if key.public.kid != entry.kid {
-                return Err(Error::internal(format!(
-                    "{} does not hold the key {}",
-                    entry.path(&dir).display(),
-                    entry.kid
-                )));
-            }
-            if entry.retired_at.is_none() && signing.is_none() {
-                signing = Some(key);
-            } else {
-                retired.push(Arc::clone(&key.public));
-            }
-        }
-        changed |= keep.len() != index.keys.len();
-        index.keys = keep;
+            SigningKey::from_pkcs8(entry.alg, &pkcs8)
+        })?;
         let signing = match signing {
             Some(key) => key,
             None => {
@@ -438,21 +388,39 @@ impl KeySet {
     }
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct KeyIndex {
-    keys: Vec<KeyEntry>,
+/// The HS256 key of `secret` when `alg` is HS256 (which requires a secret), else `None`.
+pub(crate) fn hs256_key(
+    alg: Algorithm,
+    secret: Option<&SecretSlice<u8>>,
+) -> Result<Option<SigningKey>, Error> {
+    match (alg, secret) {
+        (Algorithm::HS256, Some(secret)) => Ok(Some(SigningKey::hs256(secret.expose_secret())?)),
+        (Algorithm::HS256, None) => {
+            Err(Error::internal("HS256 needs a configured secret (token.secret)"))
+        }
+        _ => Ok(None),
+    }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct KeyEntry {
-    kid: String,
-    alg: Algorithm,
-    created_at: i64,
-    retired_at: Option<i64>,
+/// The index of signing keys (`keys.json` in the data directory, a table in a shared store):
+/// which keys exist, of which algorithm, and since when they are retired. The rules that keep
+/// it are here, once, for every place keys are kept.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct KeyIndex {
+    pub(crate) keys: Vec<KeyEntry>,
+}
+
+/// One key of the index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct KeyEntry {
+    pub(crate) kid: String,
+    pub(crate) alg: Algorithm,
+    pub(crate) created_at: i64,
+    pub(crate) retired_at: Option<i64>,
 }
 
 impl KeyEntry {
-    fn new(kid: String, alg: Algorithm, now: Timestamp) -> Self {
+    pub(crate) fn new(kid: String, alg: Algorithm, now: Timestamp) -> Self {
         KeyEntry { kid, alg, created_at: now.unix_millis(), retired_at: None }
     }
 
@@ -462,6 +430,78 @@ impl KeyEntry {
 }
 
 impl KeyIndex {
+    /// Applies the rules of a start with `alg` configured: every active key of another
+    /// algorithm is retired (under HS256 also an active entry for another secret), the HS256
+    /// key's `hs256_kid` is recorded as active, and keys retired at least `keep_retired` ago are
+    /// forgotten. Returns whether the index changed.
+    pub(crate) fn apply_rules(
+        &mut self,
+        alg: Algorithm,
+        hs256_kid: Option<&str>,
+        now: Timestamp,
+        keep_retired: Duration,
+    ) -> bool {
+        let mut changed = false;
+        for entry in self.keys.iter_mut() {
+            let other_secret =
+                entry.alg == Algorithm::HS256 && Some(entry.kid.as_str()) != hs256_kid;
+            if entry.retired_at.is_none() && (entry.alg != alg || other_secret) {
+                entry.retired_at = Some(now.unix_millis());
+                changed = true;
+            }
+        }
+        if let Some(kid) = hs256_kid {
+            // The HS256 key is not stored; its kid is, so switching away retires it too. A
+            // secret configured again takes its old entry back instead of a second one.
+            match self.keys.iter_mut().find(|e| e.kid == kid) {
+                Some(entry) if entry.retired_at.is_none() => {}
+                Some(entry) => {
+                    entry.retired_at = None;
+                    changed = true;
+                }
+                None => {
+                    self.keys.push(KeyEntry::new(kid.to_owned(), Algorithm::HS256, now));
+                    changed = true;
+                }
+            }
+        }
+        let before = self.keys.len();
+        self.keys.retain(|entry| {
+            entry
+                .retired_at
+                .is_none_or(|at| Timestamp::from_unix_millis(at).plus(keep_retired) > now)
+        });
+        changed || self.keys.len() != before
+    }
+
+    /// The keys in force after [`apply_rules`](Self::apply_rules): the signing key (`hs256`
+    /// under HS256, else the first active key, `None` if there is none yet) and every other
+    /// key that still verifies. `open` loads an entry's private key from wherever it is kept.
+    /// A retired HS256 entry verifies nothing: its secret is not kept anywhere.
+    pub(crate) fn keys_in_force<E: From<Error>>(
+        &self,
+        hs256: Option<SigningKey>,
+        mut open: impl FnMut(&KeyEntry) -> Result<SigningKey, E>,
+    ) -> Result<(Option<SigningKey>, Vec<Arc<VerifyingKey>>), E> {
+        let mut signing = hs256;
+        let mut retired = Vec::new();
+        for entry in self.keys.iter().filter(|e| e.alg != Algorithm::HS256) {
+            let key = open(entry)?;
+            if key.public.kid != entry.kid {
+                return Err(E::from(Error::internal(format!(
+                    "the key stored as {} is another key ({})",
+                    entry.kid, key.public.kid
+                ))));
+            }
+            if entry.retired_at.is_none() && signing.is_none() {
+                signing = Some(key);
+            } else {
+                retired.push(Arc::clone(&key.public));
+            }
+        }
+        Ok((signing, retired))
+    }
+
     fn read(path: &Path) -> Result<Self, Error> {
         match std::fs::read(path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
@@ -607,5 +647,16 @@ mod tests {
         let index = KeyIndex::read(&dir.path().join("keys").join("keys.json")).unwrap();
         let active: Vec<_> = index.keys.iter().filter(|e| e.retired_at.is_none()).collect();
         assert_eq!(active.len(), 1);
+
+        // The first secret again takes its old entry back: one entry per kid, one active.
+        KeySet::load_or_create(dir.path(), Algorithm::HS256, Some(&secret), now, HOUR).unwrap();
+        let index = KeyIndex::read(&dir.path().join("keys").join("keys.json")).unwrap();
+        let mut kids: Vec<_> = index.keys.iter().map(|e| e.kid.as_str()).collect();
+        kids.sort_unstable();
+        kids.dedup();
+        assert_eq!(kids.len(), index.keys.len(), "{index:?}");
+        let active: Vec<_> = index.keys.iter().filter(|e| e.retired_at.is_none()).collect();
+        assert_eq!(active.len(), 1);
+        assert_eq!(active[0].kid, set.signing().public().kid());
     }
 }
