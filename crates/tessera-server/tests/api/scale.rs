@@ -172,3 +172,25 @@ async fn throttling_counts_attempts_on_every_instance() {
     }
     assert!(checked <= 5, "{checked} guesses were checked");
 }
+
+#[tokio::test]
+async fn an_unreachable_redis_fails_the_start_without_showing_its_password() {
+    use tessera_server::config::{Config, RawConfig};
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut raw = RawConfig::default();
+    raw.server.listen = Some("127.0.0.1:0".into());
+    raw.server.data_dir = Some(dir.path().to_owned());
+    raw.store.sessions = Some("redis".into());
+    raw.store.redis_url = Some(format!("redis://:pw-s3cret@127.0.0.1:{port}/0"));
+    let config = Config::from_raw(raw).unwrap();
+    let described = tessera_server::telemetry::describe_config(&config);
+    assert!(described.contains("store.redis_url = redis://[redacted]@127.0.0.1:"), "{described}");
+    assert!(described.contains("store.redis_prefix = tessera\n"), "{described}");
+    assert!(!described.contains("pw-s3cret") && !format!("{config:?}").contains("pw-s3cret"));
+    let started = std::time::Instant::now();
+    let error = format!("{:#}", tessera_server::Application::build(config).await.unwrap_err());
+    assert!(error.contains("store.redis_url"), "{error}");
+    assert!(!error.contains("pw-s3cret"), "{error}");
+    assert!(started.elapsed() < WAIT, "the start gives up instead of hanging");
+}
