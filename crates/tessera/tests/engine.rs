@@ -909,6 +909,40 @@ async fn postgres_store_meets_the_contract() {
 }
 
 #[tokio::test]
+async fn instances_flushing_overlapping_renewals_on_postgres_never_deadlock() {
+    // Two instances write renewal batches of overlapping sets of sessions at once, each in
+    // its own order: without a fixed lock order, PostgreSQL aborts one of them as a deadlock.
+    let url = postgres_database().await;
+    let store = Arc::new(PostgresStore::connect(&url).await.unwrap());
+    for n in 0..=255u8 {
+        let record = SessionRecord { sid: format!("s{n}"), ..session(n, "u1", 0) };
+        store.insert_session(&record).await.unwrap();
+    }
+    let flushes: Vec<_> = (0..4u8)
+        .map(|instance| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for round in 1..=30 {
+                    let mut batch: Vec<_> = (0..=255u8)
+                        .filter(|n| n % (instance + 1) == 0)
+                        .map(|n| (digest(n), ts(round)))
+                        .collect();
+                    if instance % 2 == 1 {
+                        batch.reverse();
+                    }
+                    store.touch_sessions(&batch).await?;
+                }
+                Ok::<(), StoreError>(())
+            })
+        })
+        .collect();
+    for flush in flushes {
+        flush.await.unwrap().unwrap();
+    }
+    assert_eq!(store.find_session(&digest(42)).await.unwrap().unwrap().last_seen_at, ts(30));
+}
+
+#[tokio::test]
 async fn concurrent_rotations_on_postgres_have_exactly_one_winner() {
     let url = postgres_database().await;
     let store = Arc::new(PostgresStore::connect(&url).await.unwrap());

@@ -385,14 +385,18 @@ impl SessionStore for PostgresStore {
             return Ok(());
         }
         // One statement for the whole batch; a digest listed twice keeps its latest time, and
-        // a row only ever moves forward.
+        // a row only ever moves forward. Rows are locked in digest order first, so instances
+        // flushing overlapping batches at once wait for each other instead of deadlocking.
         let hashes: Vec<&[u8]> = touches.iter().map(|(hash, _)| &hash[..]).collect();
         let seen: Vec<i64> = touches.iter().map(|(_, at)| at.unix_millis()).collect();
         sqlx::query(
-            "UPDATE sessions AS s SET last_seen_at = GREATEST(s.last_seen_at, t.seen) \
-             FROM (SELECT hash, max(seen) AS seen \
-                   FROM UNNEST($1::BYTEA[], $2::BIGINT[]) AS u(hash, seen) GROUP BY hash) AS t \
-             WHERE s.token_hash = t.hash AND s.last_seen_at < t.seen",
+            "WITH t AS (SELECT hash, max(seen) AS seen \
+                        FROM UNNEST($1::BYTEA[], $2::BIGINT[]) AS u(hash, seen) GROUP BY hash), \
+                  locked AS (SELECT s.token_hash FROM sessions AS s JOIN t ON s.token_hash = t.hash \
+                             WHERE s.last_seen_at < t.seen ORDER BY s.token_hash FOR UPDATE OF s) \
+             UPDATE sessions AS s SET last_seen_at = GREATEST(s.last_seen_at, t.seen) \
+             FROM t, locked \
+             WHERE s.token_hash = t.hash AND s.token_hash = locked.token_hash",
         )
         .bind(hashes)
         .bind(seen)
