@@ -14,8 +14,6 @@ use tempfile::TempDir;
 
 use crate::helpers::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_tessera");
-
 /// The key-encryption key of the tests' instances (base64 of 32 bytes).
 pub(crate) const TEST_KEK: &str = "dGVzc2VyYS10ZXN0LWtleS1lbmNyeXB0aW9uLWtleSE=";
 
@@ -54,20 +52,9 @@ impl Instance {
     /// waits (bounded) until it listens.
     pub(crate) fn start(env: &[(&str, String)]) -> Instance {
         let dir = tempfile::tempdir().unwrap();
-        let mut command = Command::new(BIN);
-        command.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(dir.path());
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("TESSERA_") {
-                command.env_remove(key);
-            }
-        }
-        command.envs([
-            ("TESSERA_PASSWORD__MEMORY_KIB", "64"),
-            ("TESSERA_PASSWORD__ITERATIONS", "1"),
-            ("TESSERA_PASSWORD__PARALLELISM", "1"),
-            ("TESSERA_COOKIE__SECURE", "false"),
-            ("TESSERA_LOG__LEVEL", "info"),
-        ]);
+        let data_dir = dir.path().to_str().expect("a UTF-8 temp dir");
+        let args = ["serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir];
+        let mut command = crate::cli::tessera(&args, &[("TESSERA_COOKIE__SECURE", "false")]);
         command.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
         let process = TesseraProcess::start(command);
         let app = TestApp::remote(&process.base);
