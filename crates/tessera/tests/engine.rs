@@ -943,6 +943,28 @@ async fn instances_flushing_overlapping_renewals_on_postgres_never_deadlock() {
 }
 
 #[tokio::test]
+async fn postgres_tables_can_live_in_a_schema_of_their_own() {
+    // For a database shared with an application: `options=-c search_path=…` in the URL.
+    use sqlx::Connection;
+    let url = postgres_database().await;
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql("CREATE SCHEMA tessera").execute(&mut conn).await.unwrap();
+    let in_schema = format!("{url}?options=-c%20search_path%3Dtessera");
+    let store = PostgresStore::connect(&in_schema).await.unwrap();
+    store.insert_user(&user("u1", "alice")).await.unwrap();
+    store.close().await;
+    let schemas: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT table_schema::TEXT FROM information_schema.tables \
+         WHERE table_name IN ('users', 'sessions', 'tessera_schema')",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(schemas, ["tessera"], "nothing in public");
+    conn.close().await.unwrap();
+}
+
+#[tokio::test]
 async fn concurrent_rotations_on_postgres_have_exactly_one_winner() {
     let url = postgres_database().await;
     let store = Arc::new(PostgresStore::connect(&url).await.unwrap());
