@@ -275,7 +275,8 @@ impl StoreHandles {
 /// Opens the configured stores: users, refresh families, revocations and the audit log in one,
 /// sessions in the other; a backend is opened once even when it fills both places. With a
 /// Redis URL, throttling counters and the revocation feed live in Redis (shared by every
-/// instance); without, in this process.
+/// instance); without, throttling counters are kept in this process, and the revocation feed
+/// runs over PostgreSQL when users are there.
 pub async fn open_stores(config: &Config) -> anyhow::Result<(Stores, StoreHandles)> {
     let uses = |kind| config.users_store == kind || config.sessions_store == kind;
     let postgres = match (&config.postgres_url, uses(StoreKind::Postgres)) {
@@ -328,7 +329,16 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<(Stores, StoreHandle
         Some(redis) => redis.clone(),
         None => Arc::new(MemoryThrottle::default()),
     };
-    let feed = redis.clone().map(|redis| redis as Arc<dyn RevocationFeed>);
+    // Revocations are announced where the instances meet: on Redis when there is one, else on
+    // the PostgreSQL database holding them (LISTEN/NOTIFY). A SQLite or memory store has one
+    // process, which needs no feed.
+    let feed: Option<Arc<dyn RevocationFeed>> = match (&redis, &postgres) {
+        (Some(redis), _) => Some(redis.clone()),
+        (None, Some(postgres)) if config.users_store == StoreKind::Postgres => {
+            Some(postgres.clone())
+        }
+        _ => None,
+    };
     // Revocations live with the refresh families they revoke, so they survive together.
     // The audit log is kept with the users it is about.
     let stores = Stores {

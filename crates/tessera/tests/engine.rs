@@ -15,6 +15,7 @@ use tessera::store::cached::CachedSessionStore;
 use tessera::store::memory::MemoryStore;
 use tessera::store::memory_throttle::MemoryThrottle;
 use tessera::store::postgres::PostgresStore;
+use tessera::store::postgres_feed;
 use tessera::store::postgres_keys::SealedKeysError;
 use tessera::store::redis::{RedisOptions, RedisStore};
 use tessera::store::sqlite::SqliteStore;
@@ -877,6 +878,11 @@ async fn upkeep_deletes_audit_events_past_their_retention() {
 /// The URL of a fresh, empty database on the PostgreSQL server of `TESSERA_TEST_POSTGRES_URL`
 /// (`scripts/test` starts one and sets it).
 async fn postgres_database() -> String {
+    postgres_database_with("").await
+}
+
+/// [`postgres_database`], created with `options` (`CREATE DATABASE name options`).
+async fn postgres_database_with(options: &str) -> String {
     use sqlx::Connection;
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -893,7 +899,7 @@ async fn postgres_database() -> String {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros()
     );
     let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name} {options}")))
         .execute(&mut conn)
         .await
         .unwrap();
@@ -1340,6 +1346,208 @@ async fn while_the_feed_is_down_token_checks_ask_the_store() {
     assert!(matches!(b.authenticate_token(&grant.access.token).await, Err(Error::TokenInvalid(_))));
     // The message A could not send waits for the next flush.
     assert!(a.flush().await.is_err(), "still undeliverable, and said so");
+}
+
+// --- The revocation feed over PostgreSQL ----------------------------------------------------
+
+/// Runs `sql` on its own connection to `url`.
+async fn run_sql(url: &str, sql: &str) {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
+}
+
+/// Terminates the backends of every feed subscription on the database of `url`; how many.
+async fn terminate_feed_listeners(url: &str) -> i64 {
+    count(
+        url,
+        &format!(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = '{}'",
+            postgres_feed::APPLICATION_NAME
+        ),
+    )
+    .await
+}
+
+/// `tessera_revocation_feed_connections_total` of an instance.
+fn feed_connections(auth: &Authenticator) -> u64 {
+    let mut out = String::new();
+    auth.render_metrics(&mut out);
+    let line =
+        out.lines().find_map(|l| l.strip_prefix("tessera_revocation_feed_connections_total "));
+    line.unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn postgres_feed_reaches_every_subscriber_and_skips_malformed_notifications() {
+    // SQL_ASCII: NOTIFY takes any bytes, even a payload that is not UTF-8.
+    let url = postgres_database_with(
+        "ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0",
+    )
+    .await;
+    let a = PostgresStore::connect(&url).await.unwrap();
+    let b = PostgresStore::connect(&url).await.unwrap();
+    let other = PostgresStore::connect(&postgres_database().await).await.unwrap();
+    let mut on_a = a.subscribe().await.unwrap();
+    let mut on_b = b.subscribe().await.unwrap();
+    let mut elsewhere = other.subscribe().await.unwrap();
+    run_sql(
+        &url,
+        &format!(
+            "NOTIFY {0}, 'not a revocation'; NOTIFY {0}, '1 '; NOTIFY {0}, 'x sid-0';",
+            postgres_feed::CHANNEL
+        ),
+    )
+    .await;
+    b.publish("sid-1", ts(60)).await.unwrap();
+    for subscription in [&mut on_a, &mut on_b] {
+        let got = tokio::time::timeout(Duration::from_secs(5), subscription.next()).await;
+        assert_eq!(got.unwrap().unwrap(), ("sid-1".to_string(), ts(60)));
+    }
+    let nothing = tokio::time::timeout(Duration::from_millis(300), elsewhere.next()).await;
+    assert!(nothing.is_err(), "another database is another deployment");
+
+    // A payload PostgreSQL cannot send as UTF-8 makes it end the listeners' connections: they
+    // report the loss (so their followers resync), nothing panics.
+    let sql = format!("SELECT pg_notify('{}', E'1800000000000 \\xff')", postgres_feed::CHANNEL);
+    run_sql(&url, &sql).await;
+    for subscription in [&mut on_a, &mut on_b] {
+        let lost = tokio::time::timeout(Duration::from_secs(5), subscription.next()).await;
+        assert!(matches!(lost, Ok(Err(StoreError::Unavailable(_)))), "{lost:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_postgres_feed_subscription_reports_a_terminated_connection() {
+    let url = postgres_database().await;
+    let store = PostgresStore::connect(&url).await.unwrap();
+    let mut subscription = store.subscribe().await.unwrap();
+    assert_eq!(terminate_feed_listeners(&url).await, 1, "one listener, found by its name");
+    let lost = tokio::time::timeout(Duration::from_secs(5), subscription.next()).await;
+    assert!(matches!(lost, Ok(Err(StoreError::Unavailable(_)))), "{lost:?}");
+    // It stays lost (the listener is not quietly reconnected); a new subscription works.
+    assert!(subscription.next().await.is_err());
+    let mut again = store.subscribe().await.unwrap();
+    store.publish("sid-2", ts(60)).await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), again.next()).await;
+    assert_eq!(got.unwrap().unwrap(), ("sid-2".to_string(), ts(60)));
+}
+
+/// A TCP relay to a server that can be frozen: it then keeps every connection open and passes
+/// nothing either way, as a network that died without a word.
+struct Relay {
+    port: u16,
+    frozen: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Relay {
+    async fn to(target: (String, u16)) -> Relay {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let frozen = Arc::new(AtomicBool::new(false));
+        let pump = |mut from: tokio::net::tcp::OwnedReadHalf,
+                    mut to: tokio::net::tcp::OwnedWriteHalf,
+                    frozen: Arc<AtomicBool>| async move {
+            let mut buf = vec![0; 16 * 1024];
+            while let Ok(n @ 1..) = from.read(&mut buf).await {
+                if frozen.load(Ordering::SeqCst) {
+                    std::future::pending::<()>().await;
+                }
+                if to.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+        };
+        let relay = Relay { port, frozen: frozen.clone() };
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let server = tokio::net::TcpStream::connect(&target).await.unwrap();
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                tokio::spawn(pump(client_read, server_write, frozen.clone()));
+                tokio::spawn(pump(server_read, client_write, frozen.clone()));
+            }
+        });
+        relay
+    }
+
+    fn freeze(&self) {
+        self.frozen.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn a_postgres_feed_subscription_notices_a_silently_dead_connection() {
+    use std::str::FromStr;
+    let url = postgres_database().await;
+    let options = sqlx::postgres::PgConnectOptions::from_str(&url).unwrap();
+    let (host, port) = (options.get_host().to_owned(), options.get_port());
+    let relay = Relay::to((host.clone(), port)).await;
+    let relayed = url.replacen(&format!("{host}:{port}"), &format!("127.0.0.1:{}", relay.port), 1);
+    assert_ne!(relayed, url);
+    let direct = PostgresStore::connect(&url).await.unwrap();
+    let through_relay = PostgresStore::connect(&relayed).await.unwrap();
+    let mut subscription = through_relay.subscribe().await.unwrap();
+    direct.publish("sid-1", ts(60)).await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), subscription.next()).await;
+    assert_eq!(got.unwrap().unwrap(), ("sid-1".to_string(), ts(60)));
+    // Quiet but alive: its checks pass, nothing is reported.
+    let quiet = tokio::time::timeout(Duration::from_millis(2500), subscription.next()).await;
+    assert!(quiet.is_err(), "{quiet:?}");
+
+    relay.freeze();
+    let frozen_at = std::time::Instant::now();
+    let lost = tokio::time::timeout(Duration::from_secs(5), subscription.next()).await;
+    assert!(matches!(lost, Ok(Err(StoreError::Unavailable(_)))), "{lost:?}");
+    eprintln!("a silently dead feed connection was noticed after {:?}", frozen_at.elapsed());
+}
+
+#[tokio::test]
+async fn a_revocation_on_one_instance_reaches_the_others_through_postgres() {
+    let url = postgres_database().await;
+    let store = Arc::new(PostgresStore::connect(&url).await.unwrap());
+    let mut shared = Stores::single(store.clone());
+    shared.feed = Some(store.clone());
+    let (a, b) = (instance(shared.clone()).await, instance(shared).await);
+    wait_until("both follow the feed", async || {
+        a.feed_live() == Some(true) && b.feed_live() == Some(true)
+    })
+    .await;
+    a.register("alice", &pw(PASSWORD), &CLIENT).await.unwrap();
+    let user = a.login(AuthMethod::Token, "alice", &pw(PASSWORD), &CLIENT).await.unwrap();
+    let grant = a.issue_tokens(&user, &CLIENT).await.unwrap();
+    let principal = b.authenticate_token(&grant.access.token).await.unwrap();
+
+    // Logout everywhere on A: B, which trusts its revocation set while the feed is live,
+    // refuses the access token once the notification lands (not through a resubscription).
+    a.end_all_logins(&principal, &CLIENT).await.unwrap();
+    wait_until("B refuses the token", async || {
+        b.authenticate_token(&grant.access.token).await.is_err()
+    })
+    .await;
+    assert_eq!((feed_connections(&b), b.feed_live()), (1, Some(true)));
+
+    // The listeners' connections are cut: both notice, resubscribe, and hear the next one.
+    assert_eq!(terminate_feed_listeners(&url).await, 2);
+    wait_until("both follow the feed again", async || {
+        (feed_connections(&a), feed_connections(&b)) == (2, 2)
+            && a.feed_live() == Some(true)
+            && b.feed_live() == Some(true)
+    })
+    .await;
+    let user = a.login(AuthMethod::Token, "alice", &pw(PASSWORD), &CLIENT).await.unwrap();
+    let grant = a.issue_tokens(&user, &CLIENT).await.unwrap();
+    b.authenticate_token(&grant.access.token).await.unwrap();
+    a.revoke_token(&SecretString::from(grant.access.token.clone()), &CLIENT).await.unwrap();
+    wait_until("B refuses the second token", async || {
+        b.authenticate_token(&grant.access.token).await.is_err()
+    })
+    .await;
+    assert_eq!((feed_connections(&b), b.feed_live()), (2, Some(true)));
 }
 
 /// A start of one instance against `url`: its own connection pool, the shared keys.

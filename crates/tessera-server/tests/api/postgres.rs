@@ -2,10 +2,13 @@
 //! signing keys and server secret (sealed under `store.key_encryption_key`) in PostgreSQL (the
 //! server of `TESSERA_TEST_POSTGRES_URL`, which `scripts/test` starts), so a server with a
 //! fresh data directory finds them there, and several servers on one database are
-//! interchangeable.
+//! interchangeable, without Redis too (revocations then travel by `LISTEN`/`NOTIFY`).
+
+use std::time::Duration;
 
 use tessera_server::config::{Config, RawConfig};
 
+use crate::cluster::{Instance, TEST_KEK, eventually, shared_postgres_database};
 use crate::helpers::*;
 
 /// A fresh database on the test server; its URL.
@@ -213,4 +216,51 @@ async fn a_postgres_start_needs_the_key_encryption_key_and_the_right_one() {
         .await
         .unwrap();
     assert_eq!(again.authenticator().jwks_json(), jwks);
+}
+
+/// `series` in an instance's `/metrics`.
+async fn metric(instance: &Instance, series: &str) -> Option<f64> {
+    metric_sample(&instance.metrics().await, series)
+}
+
+#[tokio::test]
+async fn without_redis_a_revocation_on_one_process_reaches_the_other_through_postgres() {
+    // Two `tessera serve` processes, users and sessions in one database, no Redis.
+    let env = vec![
+        ("TESSERA_STORE__USERS", "postgres".to_owned()),
+        ("TESSERA_STORE__SESSIONS", "postgres".to_owned()),
+        ("TESSERA_STORE__URL", shared_postgres_database()),
+        ("TESSERA_STORE__KEY_ENCRYPTION_KEY", TEST_KEK.to_owned()),
+        ("TESSERA_TOKEN__ISSUER", "https://auth.tessera.test".to_owned()),
+    ];
+    let (a, b) = (Instance::start(&env), Instance::start(&env));
+    for instance in [&a, &b] {
+        eventually("the revocation feed is live", WAIT, async || {
+            metric(instance, "tessera_revocation_feed_live").await == Some(1.0)
+        })
+        .await;
+    }
+    a.user("alice").await;
+    let tokens = a.token_login("alice", PASSWORD).await;
+    assert_eq!(b.me_bearer(&tokens.access).await.status(), 200, "a token from A works on B");
+    assert_eq!(a.me_bearer(&tokens.access).await.status(), 200);
+
+    // Revoked on B: A, which trusts its revocation set while the feed is live, refuses the
+    // token as soon as the notification lands.
+    assert_eq!(b.revoke(&tokens.access).await.status(), 200);
+    let took =
+        eventually("A refuses the revoked access token", Duration::from_secs(5), async || {
+            a.me_bearer(&tokens.access).await.status() == 401
+        })
+        .await;
+    eprintln!("revocation reached the other process after {took:?} (polled every 5 ms)");
+    assert_problem(a.me_bearer(&tokens.access).await, 401, "token_invalid").await;
+    for instance in [&a, &b] {
+        assert_eq!(metric(instance, "tessera_revocation_feed_live").await, Some(1.0));
+        assert_eq!(
+            metric(instance, "tessera_revocation_feed_connections_total").await,
+            Some(1.0),
+            "subscribed once: the revocation came through the feed, not a resubscription"
+        );
+    }
 }

@@ -18,10 +18,14 @@ use crate::clock::Timestamp;
 use crate::crypto::Digest;
 
 pub mod cached;
+#[cfg(any(feature = "redis", feature = "postgres"))]
+mod feed_message;
 pub mod memory;
 pub mod memory_throttle;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "postgres")]
+pub mod postgres_feed;
 #[cfg(feature = "postgres")]
 pub mod postgres_keys;
 #[cfg(feature = "redis")]

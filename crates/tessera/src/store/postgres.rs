@@ -10,7 +10,8 @@
 //! `UPDATE ... WHERE spent_at IS NULL`, whose row lock and re-check under `READ COMMITTED` give
 //! concurrent rotations exactly one winner); multi-statement changes run in one transaction.
 //!
-//! Signing keys and the server secret, sealed, are loaded by [`super::postgres_keys`].
+//! Signing keys and the server secret, sealed, are loaded by [`super::postgres_keys`]; the
+//! revocation feed over `LISTEN`/`NOTIFY` is in [`super::postgres_feed`].
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -224,6 +225,11 @@ impl PostgresStore {
 
     pub(super) async fn write(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
         self.pool.begin().await.map_err(db)
+    }
+
+    /// The connection pool (for the revocation feed, [`super::postgres_feed`]).
+    pub(super) fn pool(&self) -> &PgPool {
+        &self.pool
     }
 }
 

@@ -10,7 +10,7 @@ use redis::aio::{PubSubSink, PubSubStream};
 
 use super::{RedisStore, within};
 use crate::clock::Timestamp;
-use crate::store::{FeedSubscription, RevocationFeed, StoreError};
+use crate::store::{FeedSubscription, RevocationFeed, StoreError, feed_message};
 
 /// How often a subscription checks its connection.
 const PING_EVERY: Duration = Duration::from_secs(1);
@@ -25,7 +25,7 @@ impl RedisStore {
 impl RevocationFeed for RedisStore {
     async fn publish(&self, sid: &str, until: Timestamp) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
-        let message = format!("{} {sid}", until.unix_millis());
+        let message = feed_message::encode(sid, until);
         let _receivers: i64 = self
             .run(redis::cmd("PUBLISH").arg(self.channel()).arg(message).query_async(&mut conn))
             .await?;
@@ -67,7 +67,7 @@ impl FeedSubscription for RedisSubscription {
                         return Err(StoreError::Unavailable("Redis closed the subscription".into()));
                     };
                     let payload: String = message.get_payload().map_err(|e| super::redis_error(&e))?;
-                    match parse(&payload) {
+                    match feed_message::decode(&payload) {
                         Some(revocation) => return Ok(revocation),
                         None => tracing::warn!("revocation feed: ignoring a malformed message"),
                     }
@@ -77,28 +77,5 @@ impl FeedSubscription for RedisSubscription {
                 }
             }
         }
-    }
-}
-
-/// `UNTIL_MS SID` as (sid, until).
-fn parse(payload: &str) -> Option<(String, Timestamp)> {
-    let (until, sid) = payload.split_once(' ')?;
-    let until = until.parse::<i64>().ok()?;
-    (!sid.is_empty() && sid.len() <= 128)
-        .then(|| (sid.to_owned(), Timestamp::from_unix_millis(until)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn messages_are_parsed_strictly() {
-        let until = Timestamp::from_unix_millis(1_800_000_000_123);
-        assert_eq!(parse("1800000000123 abc"), Some(("abc".to_owned(), until)));
-        assert_eq!(parse("1800000000123"), None);
-        assert_eq!(parse("x abc"), None);
-        assert_eq!(parse("1 "), None);
-        assert_eq!(parse(&format!("1 {}", "s".repeat(129))), None);
     }
 }
