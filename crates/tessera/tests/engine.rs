@@ -1276,8 +1276,20 @@ async fn redis_sentinel_meets_the_store_contracts_and_follows_a_failover() {
     // A session written (and replicated) before the master dies outlives it.
     store.insert_session(&session(7, "u7", 0)).await.unwrap();
     let master = redis::Client::open(redis_servers::url(sentinel.master_port)).unwrap();
-    let mut master = master.get_multiplexed_async_connection().await.unwrap();
-    let copies: i64 = redis::cmd("WAIT").arg(1).arg(2000).query_async(&mut master).await.unwrap();
+    // A replica just synced acknowledges its first writes within a second.
+    let patient =
+        redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(5)));
+    let mut master = master.get_multiplexed_async_connection_with_config(&patient).await.unwrap();
+    // WAIT covers this connection's writes, which come after the store's in the stream.
+    let (_, copies): (i64, i64) = redis::pipe()
+        .cmd("INCR")
+        .arg("replication-marker")
+        .cmd("WAIT")
+        .arg(1)
+        .arg(4000)
+        .query_async(&mut master)
+        .await
+        .unwrap();
     assert_eq!(copies, 1, "replicated");
     let mut subscription = store.subscribe().await.unwrap();
 

@@ -78,7 +78,8 @@ impl Servers {
     }
 
     /// Starts a sentinel on `port` watching the master on `master_port` as `name`, quick to
-    /// call it down (400 ms), and waits until it answers.
+    /// call it down (1 s: quicker risks a needless failover on a busy machine), and waits until
+    /// it answers.
     async fn start_sentinel(&mut self, port: u16, name: &str, master_port: u16) {
         let dir = self.dir.path().join(port.to_string());
         std::fs::create_dir(&dir).unwrap();
@@ -88,7 +89,7 @@ impl Servers {
             format!(
                 "port {port}\nbind 127.0.0.1\ndir {}\n\
                  sentinel monitor {name} 127.0.0.1 {master_port} 1\n\
-                 sentinel down-after-milliseconds {name} 400\n\
+                 sentinel down-after-milliseconds {name} 1000\n\
                  sentinel failover-timeout {name} 5000\n",
                 dir.display()
             ),
