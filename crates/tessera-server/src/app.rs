@@ -302,6 +302,7 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<(Stores, StoreHandle
         Some(url) => {
             let mut options = RedisOptions::new(config.engine.session.idle_timeout);
             options.prefix = config.redis_prefix.clone();
+            options.topology = config.redis_topology.clone();
             let url = secrecy::ExposeSecret::expose_secret(url);
             Some(Arc::new(
                 RedisStore::connect(url, options)

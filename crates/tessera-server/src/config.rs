@@ -14,6 +14,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use secrecy::SecretSlice;
 use serde::{Deserialize, Deserializer, Serialize};
 use tessera::password::Argon2Params;
+use tessera::store::redis::Topology;
 use tessera::token::Algorithm;
 use tessera::token::keys::HS256_MIN_SECRET;
 use tessera::{KeyEncryptionKey, Settings};
@@ -222,10 +223,18 @@ pub struct RawStore {
     pub sessions: Option<String>,
     /// PostgreSQL URL (for `postgres` stores). Default none.
     pub url: Option<String>,
-    /// Redis or Valkey URL (`redis://`, `rediss://`, `redis+unix://`). Required for
-    /// `sessions = "redis"`; when set, throttling counters and the revocation feed between
-    /// instances live there too. No default.
+    /// Redis or Valkey URL (`redis://`, `rediss://`, `redis+unix://`), or several separated by
+    /// commas: the nodes of a Redis Cluster (with `redis_cluster`) or the sentinels (with
+    /// `redis_sentinel_master`). Required for `sessions = "redis"`; when set, throttling
+    /// counters and the revocation feed between instances live there too. No default.
     pub redis_url: Option<String>,
+    /// `redis_url` lists nodes of a Redis Cluster (any one that answers is enough to find the
+    /// others). Default `false`.
+    pub redis_cluster: Option<bool>,
+    /// The name Redis Sentinel monitors the master under; `redis_url` then lists the
+    /// sentinels, and the master is reached with the first URL's password, database and TLS
+    /// mode. Default none.
+    pub redis_sentinel_master: Option<String>,
     /// First part of every Redis key and of the feed's channel. Default `tessera`.
     pub redis_prefix: Option<String>,
     /// The key that seals signing keys and the server secret in PostgreSQL: base64 (standard
@@ -365,6 +374,8 @@ pub struct Config {
     /// Redis URL: sessions if `sessions_store` is `Redis`, and throttling counters and the
     /// revocation feed whenever set (may hold a password).
     pub redis_url: Option<secrecy::SecretString>,
+    /// What `redis_url` points at: one server, a cluster, or sentinels.
+    pub redis_topology: Topology,
     /// Prefix of every Redis key.
     pub redis_prefix: String,
     /// The key sealing signing keys and the server secret in PostgreSQL (set exactly when
@@ -523,24 +534,11 @@ impl Config {
         {
             bail!("store.url: required for a `postgres` store (postgres://user:password@host/db)");
         }
-        let redis_url = match raw.store.redis_url {
-            Some(url)
-                if [
-                    "redis://",
-                    "rediss://",
-                    "redis+unix://",
-                    "unix://",
-                    "valkey://",
-                    "valkeys://",
-                ]
-                .iter()
-                .any(|scheme| url.starts_with(scheme)) =>
-            {
-                Some(secrecy::SecretString::from(url))
-            }
-            Some(_) => bail!("store.redis_url: not a redis://, rediss:// or redis+unix:// URL"),
-            None => None,
-        };
+        let (redis_url, redis_topology) = redis_target(
+            raw.store.redis_url,
+            raw.store.redis_cluster.unwrap_or(false),
+            raw.store.redis_sentinel_master,
+        )?;
         if redis_url.is_none() && sessions_store == StoreKind::Redis {
             bail!("store.redis_url: required for `sessions = \"redis\"` (redis://host:6379)");
         }
@@ -643,6 +641,7 @@ impl Config {
             sessions_store,
             postgres_url,
             redis_url,
+            redis_topology,
             redis_prefix,
             key_encryption_key,
             key_encryption_key_file,
@@ -652,6 +651,61 @@ impl Config {
             log_format,
         })
     }
+}
+
+/// `store.redis_url` and what it points at: one server, the nodes of a Redis Cluster
+/// (`redis_cluster`), or the sentinels watching `redis_sentinel_master`; several URLs are
+/// separated by commas.
+fn redis_target(
+    url: Option<String>,
+    cluster: bool,
+    sentinel_master: Option<String>,
+) -> anyhow::Result<(Option<secrecy::SecretString>, Topology)> {
+    const SCHEMES: [&str; 6] =
+        ["redis://", "rediss://", "redis+unix://", "unix://", "valkey://", "valkeys://"];
+    let topology = match (cluster, sentinel_master) {
+        (true, Some(_)) => {
+            bail!("store.redis_sentinel_master: not with `redis_cluster = true` (pick one)")
+        }
+        (true, None) => Topology::Cluster,
+        (false, Some(master))
+            if !master.is_empty()
+                && master.len() <= 128
+                && master.chars().all(|c| c.is_ascii_graphic()) =>
+        {
+            Topology::Sentinel { master }
+        }
+        (false, Some(_)) => {
+            bail!("store.redis_sentinel_master: 1 to 128 visible ASCII characters, no spaces")
+        }
+        (false, None) => Topology::Single,
+    };
+    let Some(url) = url else {
+        if topology != Topology::Single {
+            bail!("store.redis_url: required with `redis_cluster` or `redis_sentinel_master`");
+        }
+        return Ok((None, topology));
+    };
+    let is_url = |url: &str| SCHEMES.iter().any(|scheme| url.trim().starts_with(scheme));
+    let urls: Vec<&str> = url.split(',').collect();
+    if topology == Topology::Single {
+        // One URL, whose password may hold a comma; a list of URLs is a mistake.
+        if urls.len() > 1 && urls.iter().all(|url| is_url(url)) {
+            bail!(
+                "store.redis_url: several URLs need `redis_cluster = true` (cluster nodes) or \
+                 `redis_sentinel_master` (sentinels)"
+            );
+        }
+        if !is_url(&url) {
+            bail!("store.redis_url: not a redis://, rediss:// or redis+unix:// URL");
+        }
+    } else if !urls.iter().all(|url| is_url(url)) {
+        bail!(
+            "store.redis_url: not a comma-separated list of redis:// or rediss:// URLs (write a \
+             comma in a password as %2C)"
+        );
+    }
+    Ok((Some(secrecy::SecretString::from(url)), topology))
 }
 
 /// `store.key_encryption_key` or `store.key_encryption_key_file`: exactly one with users in
@@ -813,6 +867,34 @@ mod tests {
     }
 
     #[test]
+    fn redis_url_lists_cluster_nodes_or_sentinels() {
+        let c = parse("[store]\nredis_url = \"redis://h:6379\"").unwrap();
+        assert_eq!(c.redis_topology, Topology::Single);
+        let nodes = "redis://:pw@a:7000, redis://:pw@b:7001";
+        let c = parse(&format!("[store]\nredis_url = \"{nodes}\"\nredis_cluster = true")).unwrap();
+        assert_eq!(c.redis_topology, Topology::Cluster);
+        assert_eq!(c.redis_url.as_ref().map(secrecy::ExposeSecret::expose_secret), Some(nodes));
+        let described = crate::telemetry::describe_config(&c);
+        let hidden = "store.redis_url = redis://[redacted]@a:7000, redis://[redacted]@b:7001\n";
+        assert!(described.contains(hidden), "{described}");
+        assert!(described.contains("store.redis_cluster = true\n"), "{described}");
+        assert!(!described.contains("pw"), "{described}");
+        // One URL may hold a comma in its password.
+        let c = parse("[store]\nredis_url = \"redis://:p,w@h:6379\"").unwrap();
+        assert_eq!(c.redis_topology, Topology::Single);
+        let described = crate::telemetry::describe_config(&c);
+        assert!(described.contains("store.redis_url = redis://[redacted]@h:6379\n"), "{described}");
+        let c = parse(
+            "[store]\nredis_url = \"redis://s1:26379,redis://s2:26379\"\n\
+             redis_sentinel_master = \"mymaster\"",
+        )
+        .unwrap();
+        assert_eq!(c.redis_topology, Topology::Sentinel { master: "mymaster".into() });
+        let described = crate::telemetry::describe_config(&c);
+        assert!(described.contains("store.redis_sentinel_master = mymaster\n"), "{described}");
+    }
+
+    #[test]
     fn errors_name_the_key() {
         for (toml, key) in [
             ("[session]\nidle_timeout = \"soon\"", "session.idle_timeout"),
@@ -828,6 +910,20 @@ mod tests {
             ("[store]\nusers = \"redis\"\nredis_url = \"redis://x\"", "store.users"),
             ("[store]\nredis_url = \"http://x\"", "store.redis_url"),
             ("[store]\nredis_prefix = \"a b\"", "store.redis_prefix"),
+            ("[store]\nredis_url = \"redis://a:1,redis://b:2\"", "store.redis_url"),
+            ("[store]\nredis_cluster = true", "store.redis_url"),
+            (
+                "[store]\nredis_url = \"redis://a,http://b\"\nredis_cluster = true",
+                "store.redis_url",
+            ),
+            (
+                "[store]\nredis_url = \"redis://a\"\nredis_cluster = true\nredis_sentinel_master = \"m\"",
+                "store.redis_sentinel_master",
+            ),
+            (
+                "[store]\nredis_url = \"redis://a\"\nredis_sentinel_master = \"a b\"",
+                "store.redis_sentinel_master",
+            ),
             ("[store]\nsessions = \"mongo\"", "store.sessions"),
             ("[server]\nallowed_origins = [\"not an origin\"]", "server.allowed_origins"),
             ("[limits]\nmax_failures = -1", "limits.max_failures"),

@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use secrecy::ExposeSecret as _;
+use tessera::store::redis::Topology;
 
 use tracing_subscriber::EnvFilter;
 
@@ -83,7 +84,19 @@ pub fn describe_config(c: &Config) -> String {
         ),
         (
             "store.redis_url",
-            c.redis_url.as_ref().map_or("none".into(), |u| redact_url(u.expose_secret())),
+            c.redis_url.as_ref().map_or("none".into(), |u| match c.redis_topology {
+                // One URL, whose password may hold a comma.
+                Topology::Single => redact_url(u.expose_secret()),
+                _ => u.expose_secret().split(',').map(redact_url).collect::<Vec<_>>().join(","),
+            }),
+        ),
+        ("store.redis_cluster", (c.redis_topology == Topology::Cluster).to_string()),
+        (
+            "store.redis_sentinel_master",
+            match &c.redis_topology {
+                Topology::Sentinel { master } => master.clone(),
+                _ => "none".into(),
+            },
         ),
         ("store.redis_prefix", c.redis_prefix.clone()),
         (

@@ -17,7 +17,7 @@ use tessera::store::memory_throttle::MemoryThrottle;
 use tessera::store::postgres::PostgresStore;
 use tessera::store::postgres_feed;
 use tessera::store::postgres_keys::SealedKeysError;
-use tessera::store::redis::{RedisOptions, RedisStore};
+use tessera::store::redis::{RedisOptions, RedisStore, Topology};
 use tessera::store::sqlite::SqliteStore;
 use tessera::store::{
     AttemptOutcome, AuditStore, ClientInfo, FamilyRecord, FeedSubscription, RefreshStore,
@@ -1238,15 +1238,25 @@ async fn redis_throttle_counts_across_instances_and_concurrent_guesses() {
 
 #[tokio::test]
 async fn redis_feed_reaches_every_subscriber_and_survives_malformed_messages() {
+    feed_suite(&redis_url(), &Topology::Single, &redis_url()).await;
+}
+
+/// The feed's contract on the Redis of `url`: every subscriber of a prefix hears a message,
+/// another prefix hears nothing, and a malformed message (published on `raw_url`) is skipped.
+async fn feed_suite(url: &str, topology: &Topology, raw_url: &str) {
     let prefix = unique_prefix();
-    let idle = Duration::from_secs(1800);
-    let a = RedisStore::connect(&redis_url(), redis_options(&prefix, idle)).await.unwrap();
-    let b = RedisStore::connect(&redis_url(), redis_options(&prefix, idle)).await.unwrap();
-    let other = redis_store(idle).await;
+    let options = |prefix: &str| RedisOptions {
+        topology: topology.clone(),
+        ..redis_options(prefix, Duration::from_secs(1800))
+    };
+    let a = RedisStore::connect(url, options(&prefix)).await.unwrap();
+    let b = RedisStore::connect(url, options(&prefix)).await.unwrap();
+    let other = RedisStore::connect(url, options(&unique_prefix())).await.unwrap();
     let mut on_a = a.subscribe().await.unwrap();
     let mut on_b = b.subscribe().await.unwrap();
     let mut elsewhere = other.subscribe().await.unwrap();
-    let mut raw = redis_raw().await;
+    let raw = redis::Client::open(raw_url).unwrap();
+    let mut raw = raw.get_multiplexed_async_connection().await.unwrap();
     let _: i64 = redis::cmd("PUBLISH")
         .arg(format!("{prefix}:revocations"))
         .arg("not a revocation")
@@ -1260,6 +1270,119 @@ async fn redis_feed_reaches_every_subscriber_and_survives_malformed_messages() {
     }
     let nothing = tokio::time::timeout(Duration::from_millis(300), elsewhere.next()).await;
     assert!(nothing.is_err(), "another prefix is another deployment");
+}
+
+// --- Redis Cluster and Sentinel -------------------------------------------------------------
+
+#[path = "support/redis_servers.rs"]
+mod redis_servers;
+
+fn options_for(topology: &Topology) -> RedisOptions {
+    RedisOptions {
+        topology: topology.clone(),
+        ..redis_options(&unique_prefix(), Duration::from_secs(1800))
+    }
+}
+
+#[tokio::test]
+async fn redis_cluster_meets_the_store_contracts() {
+    let cluster = redis_servers::cluster().await;
+    // The first node listed is down: the others are enough, for commands and the feed alike.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let urls = format!("{},{}", redis_servers::url(dead), cluster.urls());
+    let prefix = unique_prefix();
+    let options = RedisOptions {
+        topology: Topology::Cluster,
+        ..redis_options(&prefix, Duration::from_secs(1800))
+    };
+    let store = RedisStore::connect(&urls, options).await.unwrap();
+    session_suite(&store, Expiry::ByItself).await;
+    throttle_suite(&store).await;
+    feed_suite(&urls, &Topology::Cluster, &redis_servers::url(cluster.ports[0])).await;
+
+    // A user's sessions spread over the nodes, and logout everywhere still finds them all.
+    let user_sessions: Vec<SessionRecord> = (10..30).map(|n| session(n, "spread", 0)).collect();
+    for s in &user_sessions {
+        store.insert_session(s).await.unwrap();
+    }
+    let mut holders = std::collections::HashSet::new();
+    for &port in &cluster.ports {
+        let raw = redis::Client::open(redis_servers::url(port)).unwrap();
+        let mut raw = raw.get_multiplexed_async_connection().await.unwrap();
+        for s in &user_sessions {
+            let key = format!("{prefix}:session:{}", hex(&s.token_hash));
+            let n: i64 = redis::cmd("EXISTS").arg(&key).query_async(&mut raw).await.unwrap_or(0);
+            if n == 1 {
+                holders.insert(port);
+            }
+        }
+    }
+    assert!(holders.len() > 1, "sessions on several nodes, got {holders:?}");
+    assert_eq!(store.delete_user_sessions("spread", None).await.unwrap().len(), 20);
+    assert!(store.list_user_sessions("spread").await.unwrap().is_empty());
+    for s in &user_sessions {
+        assert!(store.find_session(&s.token_hash).await.unwrap().is_none());
+    }
+}
+
+#[tokio::test]
+async fn redis_sentinel_meets_the_store_contracts_and_follows_a_failover() {
+    let mut sentinel = redis_servers::sentinel("tessera-master").await;
+    let topology = Topology::Sentinel { master: "tessera-master".into() };
+    let url = redis_servers::url(sentinel.sentinel_port);
+    let store = RedisStore::connect(&url, options_for(&topology)).await.unwrap();
+    session_suite(&store, Expiry::ByItself).await;
+    throttle_suite(&store).await;
+    feed_suite(&url, &topology, &redis_servers::url(sentinel.master_port)).await;
+
+    // A session written (and replicated) before the master dies outlives it.
+    store.insert_session(&session(7, "u7", 0)).await.unwrap();
+    let master = redis::Client::open(redis_servers::url(sentinel.master_port)).unwrap();
+    // A replica just synced acknowledges its first writes within a second.
+    let patient =
+        redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(5)));
+    let mut master = master.get_multiplexed_async_connection_with_config(&patient).await.unwrap();
+    // WAIT covers this connection's writes, which come after the store's in the stream.
+    let (_, copies): (i64, i64) = redis::pipe()
+        .cmd("INCR")
+        .arg("replication-marker")
+        .cmd("WAIT")
+        .arg(1)
+        .arg(4000)
+        .query_async(&mut master)
+        .await
+        .unwrap();
+    assert_eq!(copies, 1, "replicated");
+    let mut subscription = store.subscribe().await.unwrap();
+
+    // Commands fail until Sentinel promotes the replica, then work again, writes included.
+    sentinel.servers.kill(sentinel.master_port);
+    let killed = std::time::Instant::now();
+    loop {
+        match store.insert_session(&session(8, "u7", 0)).await {
+            Ok(()) | Err(StoreError::Conflict) => break,
+            Err(StoreError::Unavailable(_)) => {}
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+        assert!(killed.elapsed() < Duration::from_secs(15), "no failover within 15 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(store.find_session(&digest(7)).await.unwrap().unwrap().sid, "s7");
+    let listed: Vec<String> =
+        store.list_user_sessions("u7").await.unwrap().into_iter().map(|s| s.sid).collect();
+    assert_eq!(listed, ["s7", "s8"]);
+    let promoted = redis::Client::open(redis_servers::url(sentinel.replica_port)).unwrap();
+    let mut promoted = promoted.get_multiplexed_async_connection().await.unwrap();
+    let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut promoted).await.unwrap();
+    assert_eq!(redis::from_redis_value_ref::<String>(&role[0]).unwrap(), "master");
+
+    // The old subscription says it is lost; a new one listens on the new master.
+    let lost = tokio::time::timeout(Duration::from_secs(5), subscription.next()).await;
+    assert!(matches!(lost, Ok(Err(StoreError::Unavailable(_)))), "{lost:?}");
+    let mut subscription = store.subscribe().await.unwrap();
+    store.publish("sid-9", ts(60)).await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), subscription.next()).await;
+    assert_eq!(got.unwrap().unwrap(), ("sid-9".to_string(), ts(60)));
 }
 
 /// An engine over shared stores, as one server instance is, with the signing key and secret

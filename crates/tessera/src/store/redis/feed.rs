@@ -1,6 +1,9 @@
 //! The revocation feed over Redis pub/sub: one channel, `PREFIX:revocations`, each message
 //! `UNTIL_MS SID`. A subscription pings Redis on its own connection every second, so a
-//! connection that died without a word is noticed within about two seconds.
+//! connection that died without a word is noticed within about two seconds. In a Redis
+//! Cluster the classic `PUBLISH` used here reaches every node, so a subscription listens on
+//! any one node; under Sentinel it listens on the master, and loses its connection (so the
+//! subscriber subscribes again, to the new master) when Sentinel reconfigures that node.
 
 use std::time::Duration;
 
@@ -34,7 +37,7 @@ impl RevocationFeed for RedisStore {
 
     async fn subscribe(&self) -> Result<Box<dyn FeedSubscription>, StoreError> {
         let timeout = self.options.timeout;
-        let pubsub = within(timeout, self.client.get_async_pubsub()).await?;
+        let pubsub = self.subscriber.pubsub(timeout).await?;
         let (mut sink, stream) = pubsub.split();
         within(timeout, sink.subscribe(self.channel())).await?;
         let mut ping = tokio::time::interval(PING_EVERY);

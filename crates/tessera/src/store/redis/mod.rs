@@ -2,25 +2,31 @@
 //! must be fast and may expire by itself: sessions, throttling counters, and the revocation
 //! feed between instances (pub/sub).
 //!
-//! Every key starts with a configurable prefix (default `tessera`), so one Redis can serve
-//! several deployments. Key layout:
+//! Behind the URL stands one node, a Redis Cluster, or a master found through Sentinel
+//! ([`Topology`]). Every key starts with a configurable prefix (default
+//! `tessera`), so one Redis can serve several deployments. Key layout:
 //!
-//! | key | type | holds |
-//! |---|---|---|
-//! | `P:session:HEX` | hash | one session, by the hex SHA-256 of its secret id; expires with the session |
-//! | `P:user-sessions:USER_ID` | sorted set | the user's sessions (`SID:HEX`), scored by their absolute deadline |
-//! | `P:{throttle:HEX}:log` | sorted set | a sliding log of one throttling key (hashed: no username or IP in Redis) |
-//! | `P:{account:HEX}:failures`, `…:in-flight` | sorted sets | an account's recent failed and pending logins |
-//! | channel `P:revocations` | pub/sub | `UNTIL_MS SID` for each revoked token family |
+//! | key | type | holds | cluster slot |
+//! |---|---|---|---|
+//! | `P:session:HEX` | hash | one session, by the hex SHA-256 of its secret id; expires with the session | the whole key's |
+//! | `P:user-sessions:USER_ID` | sorted set | the user's sessions (`SID:HEX`), scored by their absolute deadline | the whole key's |
+//! | `P:{throttle:HEX}:log` | sorted set | a sliding log of one throttling key (hashed: no username or IP in Redis) | tag `throttle:HEX` |
+//! | `P:{account:HEX}:failures`, `…:in-flight` | sorted sets | an account's recent failed and pending logins | tag `account:HEX`, shared |
+//! | channel `P:revocations` | pub/sub | `UNTIL_MS SID` for each revoked token family | (every node) |
 //!
-//! Multi-key scripts only touch keys that share a hash tag, except session insertion, which
-//! writes the session and its user's index: that one needs a single Redis node (or Sentinel),
-//! not Redis Cluster.
+//! No script or transaction touches two hash slots, so all of it runs on Redis Cluster: an
+//! account's two throttling keys share a hash tag and are updated by one script; a session and
+//! its user's index are written by two commands, the index first and cleaned last, so the index
+//! never misses a live session (a session is found by its digest alone, in one round trip, so
+//! its key cannot carry the user's tag). The one multi-key command, the `DEL` of a user's
+//! sessions, is split by slot by the cluster client.
 //!
 //! Every command has a deadline: a Redis that does not answer fails the request (503), it never
 //! holds it. The connection is re-established by itself when Redis is back.
 
+mod connection;
 mod feed;
+mod sentinel;
 mod sessions;
 mod throttle;
 
@@ -28,9 +34,8 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-
 use super::StoreError;
+use connection::{RedisConnection, Subscriber};
 
 pub use feed::RedisSubscription;
 
@@ -43,15 +48,37 @@ pub struct RedisOptions {
     pub session_idle_timeout: Duration,
     /// How long one command (or connecting) may take before the request fails.
     pub timeout: Duration,
+    /// What the URL points at.
+    pub topology: Topology,
+}
+
+/// What stands behind the Redis URL given to [`RedisStore::connect`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Topology {
+    /// One Redis or Valkey server (`redis://host:6379`).
+    #[default]
+    Single,
+    /// A Redis Cluster: the URL is a comma-separated list of nodes, any one of which that
+    /// answers is enough to find the others.
+    Cluster,
+    /// The master that Redis Sentinel names `master`: the URL is a comma-separated list of
+    /// sentinels, each reached with its own credentials; the master is reached with the first
+    /// URL's username, password, database and TLS mode. A failover is followed: the sentinels
+    /// are asked again whenever the master is lost.
+    Sentinel {
+        /// The name the sentinels monitor the master under.
+        master: String,
+    },
 }
 
 impl RedisOptions {
-    /// Prefix `tessera`, a 2-second command deadline, and `session_idle_timeout`.
+    /// Prefix `tessera`, a 2-second command deadline, one node, and `session_idle_timeout`.
     pub fn new(session_idle_timeout: Duration) -> Self {
         RedisOptions {
             prefix: "tessera".to_owned(),
             session_idle_timeout,
             timeout: Duration::from_secs(2),
+            topology: Topology::Single,
         }
     }
 }
@@ -59,8 +86,8 @@ impl RedisOptions {
 /// Sessions, throttling counters and the revocation feed in Redis.
 #[derive(Clone)]
 pub struct RedisStore {
-    client: redis::Client,
-    conn: ConnectionManager,
+    conn: RedisConnection,
+    subscriber: Subscriber,
     options: RedisOptions,
 }
 
@@ -72,20 +99,12 @@ impl fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
-    /// Connects to the Redis at `url` (`redis://`, `rediss://` for TLS, `redis+unix://`).
-    /// Fails if it cannot be reached now; later outages are survived by reconnecting.
+    /// Connects to the Redis at `url` (`redis://`, `rediss://` for TLS, `redis+unix://`), or to
+    /// the cluster or sentinels it lists (comma-separated) as `options.topology` says. Fails if
+    /// it cannot be reached now; later outages are survived by reconnecting.
     pub async fn connect(url: &str, options: RedisOptions) -> Result<Self, StoreError> {
-        // The error of a bad URL may quote it; the URL may hold a password.
-        let client = redis::Client::open(url)
-            .map_err(|e| StoreError::Unavailable(format!("invalid Redis URL ({:?})", e.kind())))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(options.timeout))
-            .set_response_timeout(Some(options.timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        let connect = client.get_connection_manager_with_config(config);
-        let conn = within(options.timeout, connect).await?;
-        let store = RedisStore { client, conn, options };
+        let (conn, subscriber) = connection::open(url, &options).await?;
+        let store = RedisStore { conn, subscriber, options };
         store.ping().await?;
         Ok(store)
     }

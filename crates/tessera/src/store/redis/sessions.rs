@@ -5,11 +5,15 @@
 //!
 //! The index is written before the session and cleaned after it, so it never misses a live
 //! session (logout everywhere finds it); an entry whose session has gone is dropped when seen.
+//! No command touches a session and its index at once (they may live in different hash slots
+//! of a Redis Cluster); commands over several sessions go out concurrently, one per session,
+//! on the one multiplexed connection (or to each session's node in a cluster).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::future::try_join_all;
 use std::sync::LazyLock;
 
 use redis::Script;
@@ -22,17 +26,27 @@ use crate::store::{ClientInfo, SessionRecord, SessionStore, StoreError};
 /// How long a session key outlives its deadline.
 const GRACE: Duration = Duration::from_secs(60);
 
-/// KEYS: session, user index. ARGV: session deadline, index member, index deadline, then the
-/// session's field/value pairs. 0 if the session exists.
+/// KEYS: user index. ARGV: index deadline, member. Adds the member and moves the key's
+/// expiry out to the deadline (never in).
+static INDEX: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('PEXPIRETIME', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+end
+return 1
+",
+    )
+});
+
+/// KEYS: session. ARGV: session deadline, then the session's field/value pairs. 0 if the
+/// session exists.
 static INSERT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
-if redis.call('PEXPIRETIME', KEYS[2]) < tonumber(ARGV[3]) then
-  redis.call('PEXPIREAT', KEYS[2], ARGV[3])
-end
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
 return 1
 ",
@@ -114,12 +128,19 @@ impl SessionStore for RedisStore {
         let mut conn = self.conn.clone();
         let key = self.session_key(&session.token_hash);
         let member = format!("{}:{}", session.sid, hex(&session.token_hash));
+        // The index first: a session is never live without its entry. (On a conflict, which
+        // only a repeated insert can cause, the entry names the session that exists.)
+        let _: i64 = self
+            .run(
+                INDEX
+                    .key(self.index_key(&session.user_id))
+                    .arg(session.expires_at.plus(GRACE).unix_millis())
+                    .arg(member)
+                    .invoke_async(&mut conn),
+            )
+            .await?;
         let mut call = INSERT.prepare_invoke();
-        call.key(&key)
-            .key(self.index_key(&session.user_id))
-            .arg(self.session_deadline(session.expires_at, session.last_seen_at))
-            .arg(member)
-            .arg(session.expires_at.plus(GRACE).unix_millis());
+        call.key(&key).arg(self.session_deadline(session.expires_at, session.last_seen_at));
         for (field, value) in fields(session) {
             call.arg(field).arg(value);
         }
@@ -139,24 +160,15 @@ impl SessionStore for RedisStore {
         if touches.is_empty() {
             return Ok(());
         }
-        let script = &*TOUCH;
         let idle = i64::try_from(self.options.session_idle_timeout.as_millis()).unwrap_or(i64::MAX);
         let grace = GRACE.as_millis() as i64;
-        // Load once, then one pipelined EVALSHA per session.
-        let mut conn = self.conn.clone();
-        let _: String = self.run(script.prepare_invoke().load_async(&mut conn)).await?;
-        let mut pipe = redis::pipe();
-        for (hash, seen) in touches {
-            pipe.cmd("EVALSHA")
-                .arg(script.get_hash())
-                .arg(1)
-                .arg(self.session_key(hash))
-                .arg(seen.unix_millis())
-                .arg(idle)
-                .arg(grace)
-                .ignore();
-        }
-        let () = self.run(pipe.query_async(&mut conn)).await?;
+        let touches = touches.iter().map(|(hash, seen)| {
+            let mut conn = self.conn.clone();
+            let mut call = TOUCH.prepare_invoke();
+            call.key(self.session_key(hash)).arg(seen.unix_millis()).arg(idle).arg(grace);
+            async move { call.invoke_async::<i64>(&mut conn).await }
+        });
+        self.run(try_join_all(touches)).await?;
         Ok(())
     }
 
@@ -192,12 +204,13 @@ impl SessionStore for RedisStore {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
-        for (_, hex) in &entries {
-            pipe.hgetall(self.key(format_args!("session:{hex}")));
-        }
+        let reads = entries.iter().map(|(_, hex)| {
+            let mut conn = self.conn.clone();
+            let key = self.key(format_args!("session:{hex}"));
+            async move { redis::cmd("HGETALL").arg(key).query_async(&mut conn).await }
+        });
+        let found: Vec<HashMap<String, String>> = self.run(try_join_all(reads)).await?;
         let mut conn = self.conn.clone();
-        let found: Vec<HashMap<String, String>> = self.run(pipe.query_async(&mut conn)).await?;
         let mut sessions = Vec::new();
         let mut gone = Vec::new();
         for ((sid, hex), fields) in entries.into_iter().zip(found) {
@@ -235,14 +248,18 @@ impl SessionStore for RedisStore {
         if doomed.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        for (sid, hex) in &doomed {
-            pipe.del(self.key(format_args!("session:{hex}"))).ignore();
-            pipe.zrem(self.index_key(user_id), format!("{sid}:{hex}")).ignore();
-        }
+        // The sessions first, then their entries: the index never misses a live session. (In
+        // a cluster, the crate splits the DEL by slot.)
+        let keys: Vec<String> =
+            doomed.iter().map(|(_, hex)| self.key(format_args!("session:{hex}"))).collect();
+        let members: Vec<String> = doomed.iter().map(|(sid, hex)| format!("{sid}:{hex}")).collect();
         let mut conn = self.conn.clone();
-        let () = self.run(pipe.query_async(&mut conn)).await?;
+        let _: u64 = self.run(redis::cmd("DEL").arg(keys).query_async(&mut conn)).await?;
+        let _: u64 = self
+            .run(
+                redis::cmd("ZREM").arg(self.index_key(user_id)).arg(members).query_async(&mut conn),
+            )
+            .await?;
         Ok(doomed.iter().filter_map(|(_, hex)| digest_from_hex(hex)).collect())
     }
 
