@@ -704,6 +704,9 @@ impl Authenticator {
     pub async fn follow_revocation_feed(&self) {
         let Some(feed) = self.inner.stores.feed.clone() else { return };
         let inner = &self.inner;
+        // However this future ends (dropped, aborted, or a panic unwinding through it), the
+        // feed is no longer followed: token checks must go back to asking the store.
+        let _not_followed = NotLive(&inner.feed_live);
         let mut backoff = FEED_RETRY_MIN;
         loop {
             inner.feed_live.store(false, Ordering::Release);
@@ -973,6 +976,15 @@ impl Authenticator {
     /// unknown user).
     pub fn password_work(&self) -> crate::password::HashWork {
         self.inner.hasher.work()
+    }
+}
+
+/// Marks the revocation feed as not followed when dropped.
+struct NotLive<'a>(&'a AtomicBool);
+
+impl Drop for NotLive<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 

@@ -1830,3 +1830,21 @@ async fn a_version_2_postgres_schema_is_upgraded_with_the_key_tables() {
     store.close().await;
     assert_eq!(count(&url, "SELECT max(version)::BIGINT FROM tessera_schema").await, 3);
 }
+
+#[tokio::test]
+async fn a_feed_no_longer_followed_is_not_trusted() {
+    // The follower task ends (here: aborted, as a panic would end it): the instance must not
+    // keep trusting a revocation set nobody updates any more.
+    let redis = Arc::new(redis_store(Duration::from_secs(1800)).await);
+    let mut shared = Stores::single(Arc::new(MemoryStore::default()));
+    shared.feed = Some(redis);
+    let mut settings = Settings::new();
+    settings.password.params = Argon2Params { memory_kib: 64, iterations: 1, parallelism: 1 };
+    let auth = Authenticator::builder(settings, shared).build().await.unwrap();
+    let follower = auth.clone();
+    let task = tokio::spawn(async move { follower.follow_revocation_feed().await });
+    wait_until("the feed is live", async || auth.feed_live() == Some(true)).await;
+    task.abort();
+    let _ = task.await;
+    assert_eq!(auth.feed_live(), Some(false));
+}
