@@ -1140,6 +1140,38 @@ async fn redis_session_keys_expire_with_the_session_and_renewal_moves_the_deadli
     store.ping().await.unwrap();
 }
 
+#[tokio::test]
+async fn a_redis_listing_racing_a_login_cannot_hide_the_new_session_from_logout() {
+    // A login writes its index entry, then its session. A listing that runs in between sees
+    // an entry without a session: it must skip it, not drop it, or the session would be out
+    // of reach of every later logout.
+    let prefix = unique_prefix();
+    let idle = Duration::from_secs(1800);
+    let store = RedisStore::connect(&redis_url(), redis_options(&prefix, idle)).await.unwrap();
+    let mut raw = redis_raw().await;
+    let now = SystemClock.now();
+    let mut login = session(7, "u1", 0);
+    (login.created_at, login.last_seen_at, login.expires_at) =
+        (now, now, now.plus(Duration::from_secs(3600)));
+    let index = format!("{prefix}:user-sessions:u1");
+    let member = format!("s7:{}", hex(&digest(7)));
+    let deadline = login.expires_at.plus(Duration::from_secs(60)).unix_millis();
+    let _: i64 = redis::cmd("ZADD")
+        .arg(&index)
+        .arg(deadline)
+        .arg(&member)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(store.list_user_sessions("u1").await.unwrap().is_empty(), "not there yet");
+    let kept: Option<f64> =
+        redis::cmd("ZSCORE").arg(&index).arg(&member).query_async(&mut raw).await.unwrap();
+    assert!(kept.is_some(), "the listing kept the entry");
+    store.insert_session(&login).await.unwrap();
+    assert_eq!(store.delete_user_sessions("u1", None).await.unwrap(), vec![digest(7)]);
+    assert!(store.find_session(&digest(7)).await.unwrap().is_none(), "logged out everywhere");
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

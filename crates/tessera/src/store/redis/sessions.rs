@@ -3,8 +3,11 @@
 //! so a request just past the deadline is told `session_expired` rather than `unauthorized`);
 //! a sorted set per user indexes them for listing and logout everywhere.
 //!
-//! The index is written before the session and cleaned after it, so it never misses a live
-//! session (logout everywhere finds it); an entry whose session has gone is dropped when seen.
+//! The index entry is written before the session and once more after it, and removed only
+//! after the session is deleted or once past the session's absolute deadline, so the index
+//! never misses a live session: a listing or a logout everywhere racing a login (which may
+//! see the entry before the session exists and drop it) cannot leave that session out of
+//! reach of the next logout. Entries whose session has gone are skipped until their deadline.
 //! No command touches a session and its index at once (they may live in different hash slots
 //! of a Redis Cluster); commands over several sessions go out concurrently, one per session,
 //! on the one multiplexed connection (or to each session's node in a cluster).
@@ -26,12 +29,14 @@ use crate::store::{ClientInfo, SessionRecord, SessionStore, StoreError};
 /// How long a session key outlives its deadline.
 const GRACE: Duration = Duration::from_secs(60);
 
-/// KEYS: user index. ARGV: index deadline, member. Adds the member and moves the key's
-/// expiry out to the deadline (never in).
+/// KEYS: user index. ARGV: index deadline, member, now. Adds the member, forgets entries
+/// whose session is past its absolute deadline, and moves the key's expiry out to the
+/// deadline (never in).
 static INDEX: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
 if redis.call('PEXPIRETIME', KEYS[1]) < tonumber(ARGV[1]) then
   redis.call('PEXPIREAT', KEYS[1], ARGV[1])
 end
@@ -128,24 +133,28 @@ impl SessionStore for RedisStore {
         let mut conn = self.conn.clone();
         let key = self.session_key(&session.token_hash);
         let member = format!("{}:{}", session.sid, hex(&session.token_hash));
+        let mut index = INDEX.prepare_invoke();
+        index
+            .key(self.index_key(&session.user_id))
+            .arg(session.expires_at.plus(GRACE).unix_millis())
+            .arg(member)
+            .arg(session.created_at.unix_millis());
         // The index first: a session is never live without its entry. (On a conflict, which
         // only a repeated insert can cause, the entry names the session that exists.)
-        let _: i64 = self
-            .run(
-                INDEX
-                    .key(self.index_key(&session.user_id))
-                    .arg(session.expires_at.plus(GRACE).unix_millis())
-                    .arg(member)
-                    .invoke_async(&mut conn),
-            )
-            .await?;
+        let _: i64 = self.run(index.invoke_async(&mut conn)).await?;
         let mut call = INSERT.prepare_invoke();
         call.key(&key).arg(self.session_deadline(session.expires_at, session.last_seen_at));
         for (field, value) in fields(session) {
             call.arg(field).arg(value);
         }
         let inserted: i64 = self.run(call.invoke_async(&mut conn)).await?;
-        if inserted == 1 { Ok(()) } else { Err(StoreError::Conflict) }
+        if inserted != 1 {
+            return Err(StoreError::Conflict);
+        }
+        // And again: a logout everywhere that ran in between removed the entry before the
+        // session existed.
+        let _: i64 = self.run(index.invoke_async(&mut conn)).await?;
+        Ok(())
     }
 
     async fn find_session(&self, token_hash: &Digest) -> Result<Option<SessionRecord>, StoreError> {
@@ -210,25 +219,15 @@ impl SessionStore for RedisStore {
             async move { redis::cmd("HGETALL").arg(key).query_async(&mut conn).await }
         });
         let found: Vec<HashMap<String, String>> = self.run(try_join_all(reads)).await?;
-        let mut conn = self.conn.clone();
         let mut sessions = Vec::new();
-        let mut gone = Vec::new();
-        for ((sid, hex), fields) in entries.into_iter().zip(found) {
-            match parse(&fields, digest_from_hex(&hex))? {
-                Some(record) if record.user_id == user_id => sessions.push(record),
-                Some(_) => {}
-                None => gone.push(format!("{sid}:{hex}")),
+        // An entry without its session is skipped, never removed here: the session may be
+        // being created right now (see the module doc).
+        for ((_, hex), fields) in entries.into_iter().zip(found) {
+            if let Some(record) = parse(&fields, digest_from_hex(&hex))?
+                && record.user_id == user_id
+            {
+                sessions.push(record);
             }
-        }
-        if !gone.is_empty() {
-            let _: u64 = self
-                .run(
-                    redis::cmd("ZREM")
-                        .arg(self.index_key(user_id))
-                        .arg(gone)
-                        .query_async(&mut conn),
-                )
-                .await?;
         }
         sessions.sort_by(|a, b| (a.created_at, &a.sid).cmp(&(b.created_at, &b.sid)));
         Ok(sessions)
