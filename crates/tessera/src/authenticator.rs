@@ -668,15 +668,18 @@ impl Authenticator {
     }
 
     /// Tells the other instances about revocations that are now stored. A message the feed
-    /// cannot take is kept and retried by [`flush`](Self::flush); until then the others still
-    /// see the revocation in the store whenever they resynchronise.
+    /// cannot take is kept and retried by [`flush`](Self::flush); until then the others see
+    /// the revocation in the store when they reload it: after any reconnection, and every
+    /// [`FEED_RELOAD_EVERY`] anyway.
     async fn announce(&self, sids: &[String], until: Timestamp) {
         let Some(feed) = &self.inner.stores.feed else { return };
         for (i, sid) in sids.iter().enumerate() {
             if let Err(e) = feed.publish(sid, until).await {
                 tracing::warn!("revocation feed: publishing failed, will retry: {e}");
                 let mut unpublished = lock(&self.inner.unpublished);
-                unpublished.extend(sids[i..].iter().map(|sid| (sid.clone(), until)));
+                // Bounded: past this, the others' periodic reload from the store carries them.
+                let room = MAX_UNPUBLISHED.saturating_sub(unpublished.len());
+                unpublished.extend(sids[i..].iter().take(room).map(|sid| (sid.clone(), until)));
                 return;
             }
         }
@@ -684,7 +687,10 @@ impl Authenticator {
 
     /// Retries the revocations the feed could not take; returns how many went out.
     async fn republish(&self, feed: &Arc<dyn RevocationFeed>) -> Result<usize, StoreError> {
-        let pending = std::mem::take(&mut *lock(&self.inner.unpublished));
+        let now = self.now();
+        let mut pending = std::mem::take(&mut *lock(&self.inner.unpublished));
+        // Past its deadline a revocation protects nothing any more.
+        pending.retain(|(_, until)| *until > now);
         for (i, (sid, until)) in pending.iter().enumerate() {
             if let Err(e) = feed.publish(sid, *until).await {
                 lock(&self.inner.unpublished).extend(pending[i..].iter().cloned());
@@ -716,10 +722,22 @@ impl Authenticator {
                     inner.metrics.feed_connected();
                     tracing::info!("revocation feed: subscribed and in sync");
                     backoff = FEED_RETRY_MIN;
+                    // Also reload now and then: a revocation whose instance could not publish it
+                    // (cut off from the feed but not from the store) reaches this one anyway.
+                    let mut reload = tokio::time::interval(FEED_RELOAD_EVERY);
+                    reload.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    reload.tick().await;
                     let lost = loop {
-                        match subscription.next().await {
-                            Ok((sid, until)) => inner.revoked.insert(&sid, until),
-                            Err(e) => break e,
+                        tokio::select! {
+                            message = subscription.next() => match message {
+                                Ok((sid, until)) => inner.revoked.insert(&sid, until),
+                                Err(e) => break e,
+                            },
+                            _ = reload.tick() => {
+                                if let Err(e) = self.reload_revocations().await {
+                                    tracing::warn!("revocation feed: periodic reload failed: {e}");
+                                }
+                            }
                         }
                     };
                     inner.feed_live.store(false, Ordering::Release);
@@ -740,10 +758,16 @@ impl Authenticator {
         feed: &Arc<dyn RevocationFeed>,
     ) -> Result<Box<dyn crate::store::FeedSubscription>, StoreError> {
         let subscription = feed.subscribe().await?;
+        self.reload_revocations().await?;
+        Ok(subscription)
+    }
+
+    /// Adds every revocation in force in the store to this process's set.
+    async fn reload_revocations(&self) -> Result<(), StoreError> {
         for (sid, until) in self.inner.stores.revocations.active_revocations(self.now()).await? {
             self.inner.revoked.insert(&sid, until);
         }
-        Ok(subscription)
+        Ok(())
     }
 
     /// Whether this process follows a revocation feed that is connected and in sync (`None`
@@ -992,6 +1016,11 @@ impl Drop for NotLive<'_> {
 /// [`FEED_RETRY_MAX`].
 const FEED_RETRY_MIN: Duration = Duration::from_millis(100);
 const FEED_RETRY_MAX: Duration = Duration::from_secs(2);
+/// Revocations kept for republishing at most (the others reload from the store anyway).
+const MAX_UNPUBLISHED: usize = 10_000;
+/// How often a process following the feed reloads every revocation in force from the store
+/// anyway: the bound on how long a revocation whose publication failed can go unnoticed.
+const FEED_RELOAD_EVERY: Duration = Duration::from_secs(10);
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())

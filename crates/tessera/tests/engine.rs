@@ -1880,3 +1880,43 @@ async fn a_feed_no_longer_followed_is_not_trusted() {
     let _ = task.await;
     assert_eq!(auth.feed_live(), Some(false));
 }
+
+/// A feed that takes no message and delivers none, while looking connected.
+#[derive(Debug)]
+struct SilentFeed;
+
+#[derive(Debug)]
+struct SilentSubscription;
+
+#[async_trait::async_trait]
+impl FeedSubscription for SilentSubscription {
+    async fn next(&mut self) -> Result<(String, Timestamp), StoreError> {
+        std::future::pending().await
+    }
+}
+
+#[async_trait::async_trait]
+impl RevocationFeed for SilentFeed {
+    async fn publish(&self, _: &str, _: Timestamp) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable("cut off".into()))
+    }
+    async fn subscribe(&self) -> Result<Box<dyn FeedSubscription>, StoreError> {
+        Ok(Box::new(SilentSubscription))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_revocation_that_could_not_be_published_reaches_the_others_by_the_periodic_reload() {
+    let mut shared = Stores::single(Arc::new(MemoryStore::default()));
+    shared.feed = Some(Arc::new(SilentFeed));
+    let (a, b) = (instance(shared.clone()).await, instance(shared).await);
+    wait_until("B follows the feed", async || b.feed_live() == Some(true)).await;
+    a.register("alice", &pw(PASSWORD), &CLIENT).await.unwrap();
+    let user = a.login(AuthMethod::Token, "alice", &pw(PASSWORD), &CLIENT).await.unwrap();
+    let grant = a.issue_tokens(&user, &CLIENT).await.unwrap();
+    let principal = b.authenticate_token(&grant.access.token).await.unwrap();
+    a.end_all_logins(&principal, &CLIENT).await.unwrap();
+    assert!(b.authenticate_token(&grant.access.token).await.is_ok(), "no message came");
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    assert!(matches!(b.authenticate_token(&grant.access.token).await, Err(Error::TokenInvalid(_))));
+}
