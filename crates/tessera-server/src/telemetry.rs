@@ -124,10 +124,36 @@ pub fn describe_config(c: &Config) -> String {
     out
 }
 
-/// A URL with its user information (user name and password) hidden.
+/// A URL with its user information (user name and password) and its query (which may carry
+/// credentials too: `?password=`, `?pass=`) hidden.
 fn redact_url(url: &str) -> String {
+    let (url, query) = match url.split_once('?') {
+        Some((base, _)) => (base, "?[redacted]"),
+        None => (url, ""),
+    };
     match (url.split_once("://"), url.rfind('@')) {
-        (Some((scheme, _)), Some(at)) => format!("{scheme}://[redacted]@{}", &url[at + 1..]),
-        _ => url.to_owned(),
+        (Some((scheme, _)), Some(at)) => {
+            format!("{scheme}://[redacted]@{}{query}", &url[at + 1..])
+        }
+        _ => format!("{url}{query}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn urls_lose_their_credentials_wherever_they_are() {
+        assert_eq!(redact_url("redis://:pw@h:6379/0"), "redis://[redacted]@h:6379/0");
+        assert_eq!(
+            redact_url("redis+unix:///run/redis.sock?user=u&pass=pw"),
+            "redis+unix:///run/redis.sock?[redacted]"
+        );
+        assert_eq!(
+            redact_url("postgres://u:p@db/t?password=x"),
+            "postgres://[redacted]@db/t?[redacted]"
+        );
+        assert_eq!(redact_url("redis://h:6379"), "redis://h:6379");
     }
 }

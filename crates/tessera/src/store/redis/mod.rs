@@ -106,7 +106,50 @@ impl RedisStore {
         let (conn, subscriber) = connection::open(url, &options).await?;
         let store = RedisStore { conn, subscriber, options };
         store.ping().await?;
+        store.check_server().await?;
         Ok(store)
+    }
+
+    /// Refuses a Redis older than 7.0 (the scripts use `PEXPIRETIME`), and warns when Redis
+    /// may evict keys under memory pressure: an evicted session index or failure counter
+    /// would let a session escape logout everywhere, or reset a lockout.
+    async fn check_server(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        // A cluster answers for each node: every version found must do.
+        let info: redis::Value =
+            self.run(redis::cmd("INFO").arg("server").query_async(&mut conn)).await?;
+        let mut texts = Vec::new();
+        collect_text(&info, &mut texts);
+        let versions: Vec<&str> = texts
+            .iter()
+            .flat_map(|text| text.lines())
+            .filter_map(|line| line.strip_prefix("redis_version:"))
+            .map(str::trim)
+            .collect();
+        let too_old = |version: &&str| {
+            version.split('.').next().and_then(|m| m.parse::<u32>().ok()).is_none_or(|m| m < 7)
+        };
+        let found = versions.iter().copied().find(too_old);
+        if let Some(version) = found.or(versions.is_empty().then_some("unknown")) {
+            return Err(StoreError::Unavailable(format!(
+                "Redis 7.0 or newer (or Valkey) is required; the server reports version {version}"
+            )));
+        }
+        // Managed services may refuse CONFIG: then there is nothing to check.
+        let policy: redis::RedisResult<Vec<String>> =
+            redis::cmd("CONFIG").arg("GET").arg("maxmemory-policy").query_async(&mut conn).await;
+        if let Ok(policy) = policy
+            && let Some(policy) = policy.get(1)
+            && policy != "noeviction"
+        {
+            tracing::warn!(
+                policy = %policy,
+                "Redis may evict keys under memory pressure (maxmemory-policy); set it to \
+                 noeviction: an evicted session index or failure counter weakens logout \
+                 everywhere and login throttling"
+            );
+        }
+        Ok(())
     }
 
     /// Answers if Redis is reachable.
@@ -131,6 +174,20 @@ impl RedisStore {
     /// `PREFIX:rest`.
     fn key(&self, rest: std::fmt::Arguments<'_>) -> String {
         format!("{}:{rest}", self.options.prefix)
+    }
+}
+
+/// Every string inside a reply (a cluster wraps per-node answers in maps and arrays).
+fn collect_text(value: &redis::Value, out: &mut Vec<String>) {
+    match value {
+        redis::Value::BulkString(bytes) => out.push(String::from_utf8_lossy(bytes).into_owned()),
+        redis::Value::SimpleString(text) => out.push(text.clone()),
+        redis::Value::VerbatimString { text, .. } => out.push(text.clone()),
+        redis::Value::Array(items) | redis::Value::Set(items) => {
+            items.iter().for_each(|item| collect_text(item, out));
+        }
+        redis::Value::Map(pairs) => pairs.iter().for_each(|(_, v)| collect_text(v, out)),
+        _ => {}
     }
 }
 
