@@ -87,6 +87,10 @@ pub(super) async fn logout(
     SessionUser(user): SessionUser,
     Client(client): Client,
 ) -> Result<Response, ApiError> {
+    if let Some(session) = &user.session {
+        // By the cookie's own digest first: no index is needed to find it.
+        state.auth.end_session_by_digest(&session.record.token_hash).await?;
+    }
     state.auth.end_session(&user.principal, &client).await?;
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, CookieKind::Session.clear(&state.http))])
         .into_response())

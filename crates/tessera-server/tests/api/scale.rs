@@ -14,12 +14,18 @@ use crate::helpers::*;
 
 /// Two instances on one fresh PostgreSQL database and one Redis key prefix.
 fn pair() -> (Instance, Instance) {
+    let (a, b, _, _) = pair_on_redis();
+    (a, b)
+}
+
+/// [`pair`], with the Redis URL and key prefix they use.
+fn pair_on_redis() -> (Instance, Instance, String, String) {
     let postgres = shared_postgres_database();
     let (redis, prefix) = shared_redis();
     let env = scale_env(&postgres, &redis, &prefix);
     let a = Instance::start(&env);
     let b = Instance::start(&env);
-    (a, b)
+    (a, b, redis, prefix)
 }
 
 /// Waits until an instance follows the revocation feed (it reports so in `/metrics`).
@@ -193,4 +199,28 @@ async fn an_unreachable_redis_fails_the_start_without_showing_its_password() {
     assert!(error.contains("store.redis_url"), "{error}");
     assert!(!error.contains("pw-s3cret"), "{error}");
     assert!(started.elapsed() < WAIT, "the start gives up instead of hanging");
+}
+
+#[tokio::test]
+async fn a_logout_ends_its_own_session_even_without_the_users_session_index() {
+    // The logout deletes the session by its cookie's digest, not only through the index
+    // (which an operator's mistake, such as an evicting Redis, could lose).
+    let (a, b, redis, prefix) = pair_on_redis();
+    let user = a.user("alice").await;
+    let session = a.session_login("alice", PASSWORD).await;
+    let index = format!("{prefix}:user-sessions:{}", user.id);
+    let deleted = std::process::Command::new("redis-cli")
+        .args(["-u", &redis, "DEL", &index])
+        .output()
+        .expect("redis-cli runs");
+    assert_eq!(String::from_utf8_lossy(&deleted.stdout).trim(), "1", "the index existed");
+    let logout = b
+        .delete("/v1/session")
+        .header("cookie", &session.cookie)
+        .header("x-csrf-token", &session.csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 204);
+    assert_problem(a.me_cookie(&session.cookie).await, 401, "unauthorized").await;
 }
