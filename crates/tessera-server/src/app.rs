@@ -8,9 +8,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::extract::Request;
-use axum::middleware::{self, Next};
-use axum::response::Response;
 use axum::routing::get;
 use tessera::store::memory::MemoryStore;
 use tessera::store::memory_throttle::MemoryThrottle;
@@ -29,7 +26,8 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, StoreKind};
-use crate::http_metrics::{self, HttpMetrics};
+use crate::edge::EdgeLayer;
+use crate::http_metrics::HttpMetrics;
 use crate::ops::{self, OpsState};
 use crate::serve::{ServeOptions, serve};
 
@@ -92,14 +90,7 @@ impl Application {
             ),
             None => None,
         };
-        let (stores, handles) = open_stores(&config).await?;
-        let keep_retired = config.engine.token.access_ttl + config.engine.token.leeway;
-        let (keys, secret) = load_keys(&config, &handles, keep_retired).await?;
-        let mut engine = config.engine;
-        if config.issuer.is_none() {
-            engine.token.issuer = public_url.clone();
-        }
-        let auth = Authenticator::builder(engine, stores).keys(keys).secret(secret).build().await?;
+        let (auth, handles) = open_engine(&config, &public_url).await?;
 
         let mut http = HttpSettings::new(&public_url);
         http.cookie_secure = config.cookie_secure;
@@ -203,6 +194,23 @@ impl Application {
         self.handles.close().await;
         Ok(())
     }
+}
+
+/// The engine as `serve` runs it: the configured stores, the shared signing keys and server
+/// secret, and `public_url` as the default token issuer.
+pub async fn open_engine(
+    config: &Config,
+    public_url: &str,
+) -> anyhow::Result<(Authenticator, StoreHandles)> {
+    let (stores, handles) = open_stores(config).await?;
+    let keep_retired = config.engine.token.access_ttl + config.engine.token.leeway;
+    let (keys, secret) = load_keys(config, &handles, keep_retired).await?;
+    let mut engine = config.engine.clone();
+    if config.issuer.is_none() {
+        engine.token.issuer = public_url.to_owned();
+    }
+    let auth = Authenticator::builder(engine, stores).keys(keys).secret(secret).build().await?;
+    Ok((auth, handles))
 }
 
 /// The signing keys and the server secret: sealed in PostgreSQL when users are there (so
@@ -392,7 +400,7 @@ pub fn app(
 ) -> Router {
     let ops_state = OpsState { api: state.clone(), http_metrics: http_metrics.clone() };
     let https = state.http.public_origin.starts_with("https://");
-    let router = Router::new()
+    Router::new()
         .route("/", get(ops::index))
         .route("/assets/tessera.css", get(ops::stylesheet))
         .route("/healthz", get(ops::healthz))
@@ -402,21 +410,7 @@ pub fn app(
         .merge(api_router(state))
         .fallback(tessera_axum::routes::not_found)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(middleware::from_fn_with_state(request_timeout, crate::time_limit::time_limit))
-        .layer(middleware::from_fn(tessera_axum::layers::security_headers));
-    let router =
-        if https { router.layer(middleware::from_fn(strict_transport_security)) } else { router };
-    router.layer(middleware::from_fn_with_state(http_metrics, http_metrics::record))
-}
-
-/// HSTS for a server whose public URL is https (whether TLS ends here or at a proxy).
-async fn strict_transport_security(request: Request, next: Next) -> Response {
-    let mut response = next.run(request).await;
-    response.headers_mut().insert(
-        http::header::STRICT_TRANSPORT_SECURITY,
-        http::HeaderValue::from_static("max-age=31536000"),
-    );
-    response
+        .layer(EdgeLayer::new(http_metrics, request_timeout, https))
 }
 
 /// A backend that implements every store trait, so one value can fill any slot.

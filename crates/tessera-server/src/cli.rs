@@ -41,6 +41,47 @@ pub enum Command {
     /// Example: tessera dev-cert --out ./tessera-data && curl --cacert
     /// ./tessera-data/dev-cert.pem https://localhost:8443/healthz
     DevCert(DevCertArgs),
+    /// Measure Tessera on this machine (see docs/benchmarks.md).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// `tessera bench …`
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Log a user in once and print COUNT distinct access tokens for that login, one per line
+    /// (for load tests that must miss the verified-token cache). The password is read from
+    /// the first line of standard input. Set server.public_url to the URL the server will
+    /// have: it is the tokens' issuer.
+    ///
+    /// Example: printf '%s\n' "$PASSWORD" | tessera bench tokens alice --count 100000 > tokens.txt
+    Tokens {
+        /// The user to log in.
+        username: String,
+        /// How many tokens.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+        count: u32,
+        /// Configuration source.
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Measure on one core how many access-token signatures it verifies per second and how
+    /// long one argon2id password hash takes, with the configured algorithm and cost (run it
+    /// pinned to one CPU, e.g. `taskset -c 0 tessera bench primitives`).
+    Primitives {
+        /// The algorithm [default: token.algorithm of the configuration, EdDSA].
+        #[arg(long, value_name = "ALG")]
+        algorithm: Option<String>,
+        /// How long to measure, in seconds.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        /// Print one JSON object instead of a sentence.
+        #[arg(long)]
+        json: bool,
+        /// Configuration source.
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
 }
 
 /// `tessera dev-cert`

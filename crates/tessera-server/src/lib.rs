@@ -6,9 +6,11 @@
 
 pub mod app;
 pub mod audit;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod dev_cert;
+pub mod edge;
 pub mod http_metrics;
 pub mod idle;
 pub mod ops;
@@ -25,7 +27,7 @@ use secrecy::SecretString;
 use tessera::Authenticator;
 
 pub use app::Application;
-use cli::{Cli, Command, ConfigArgs, ConfigCommand, UserCommand};
+use cli::{BenchCommand, Cli, Command, ConfigArgs, ConfigCommand, UserCommand};
 use config::{Config, Overrides};
 
 /// Runs one command line.
@@ -85,6 +87,51 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = load(&args.config, None)?;
             audit::run(&args, &config).await
         }
+        Command::Bench(BenchCommand::Tokens { username, count, config }) => {
+            let config = load(&config, None)?;
+            let password = read_password()?;
+            bench::tokens::run(&config, &username, &password, count).await
+        }
+        Command::Bench(BenchCommand::Primitives { algorithm, seconds, json, config }) => {
+            let config = load(&config, None)?;
+            let algorithm = match algorithm {
+                Some(name) => tessera::token::Algorithm::parse(&name).with_context(|| {
+                    format!("--algorithm: unknown `{name}` (EdDSA, ES256, RS256 or HS256)")
+                })?,
+                None => config.algorithm,
+            };
+            if !(0.1..=600.0).contains(&seconds) {
+                bail!("--seconds: must be between 0.1 and 600");
+            }
+            let duration = std::time::Duration::from_secs_f64(seconds);
+            let rate = bench::primitives::verify_rate(algorithm, duration)?;
+            let params = config.engine.password.params;
+            let hash = bench::primitives::hash_time(params, 5).await?;
+            let workers = config.engine.password.workers;
+            if json {
+                println!(
+                    "{{\"algorithm\":\"{}\",\"verifications_per_second\":{:.0},\"argon2_hash_ms\":{:.2},\"password_workers\":{workers}}}",
+                    rate.algorithm,
+                    rate.per_second,
+                    hash.as_secs_f64() * 1e3
+                );
+            } else {
+                println!(
+                    "{}: {:.0} signature verifications per second on one core",
+                    rate.algorithm, rate.per_second
+                );
+                println!(
+                    "argon2id m={} KiB t={} p={}: {:.1} ms per hash; {workers} password worker(s): \
+                     at most {:.0} logins per second",
+                    params.memory_kib,
+                    params.iterations,
+                    params.parallelism,
+                    hash.as_secs_f64() * 1e3,
+                    workers as f64 / hash.as_secs_f64()
+                );
+            }
+            Ok(())
+        }
         Command::Config(ConfigCommand::Check { config, listen }) => {
             let config = load(&config, listen)?;
             print!("{}", telemetry::describe_config(&config));
@@ -101,7 +148,7 @@ fn load(args: &ConfigArgs, listen: Option<String>) -> anyhow::Result<Config> {
 fn read_password() -> anyhow::Result<SecretString> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
-        eprint!("password for the new user (input is visible): ");
+        eprint!("password (input is visible): ");
     }
     let mut line = String::new();
     stdin.lock().read_line(&mut line).context("reading the password from standard input")?;

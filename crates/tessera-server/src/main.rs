@@ -5,6 +5,12 @@ use std::process::ExitCode;
 use clap::Parser;
 use tessera_server::cli::Cli;
 
+/// mimalloc instead of the system allocator: the request path allocates small, short-lived
+/// objects, and glibc's malloc/free cost a measurable share of a cheap request
+/// (`docs/benchmarks.md`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -9,25 +9,37 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use http_body::{Body as _, Frame, SizeHint};
 use tessera_axum::ApiError;
 
-/// Middleware: answers within `limit` or with a timeout problem.
-pub async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+/// Runs `handle` on `request` and answers within `limit` or with a timeout problem.
+pub async fn within<F>(
+    limit: Duration,
+    request: Request,
+    handle: impl FnOnce(Request) -> F,
+) -> Response
+where
+    F: Future<Output = Response>,
+{
+    // A request without a body (most GETs) has nothing to track: no allocation for it.
+    if request.body().is_end_stream() {
+        return match tokio::time::timeout(limit, handle(request)).await {
+            Ok(response) => response,
+            Err(_) => ApiError::Timeout.into_response(),
+        };
+    }
     let (parts, body) = request.into_parts();
-    let received = Arc::new(AtomicBool::new(body.is_end_stream()));
+    let received = Arc::new(AtomicBool::new(false));
     let body = Body::new(TrackedBody { inner: body, received: received.clone() });
-    match tokio::time::timeout(limit, next.run(Request::from_parts(parts, body))).await {
+    match tokio::time::timeout(limit, handle(Request::from_parts(parts, body))).await {
         Ok(response) => response,
         Err(_) if !received.load(Ordering::Acquire) => ApiError::RequestTimeout.into_response(),
         Err(_) => ApiError::Timeout.into_response(),
     }
 }
 
-/// A request body that notes when it has been received in full.
 struct TrackedBody {
     inner: Body,
     received: Arc<AtomicBool>,

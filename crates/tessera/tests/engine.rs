@@ -303,55 +303,72 @@ async fn cached_sessions_meet_the_contract_and_never_outlive_a_delete() {
     }
 }
 
-/// Session reads that return what the store held a moment ago, to widen the window between
-/// a read and the cache fill.
+/// A memory session store that can answer reads with what it held a moment ago (to widen the
+/// window between a read and the cache fill) and counts the renewals written to it.
 #[derive(Debug, Default)]
-struct SlowReads(MemoryStore);
+struct Instrumented {
+    inner: MemoryStore,
+    slow_reads: bool,
+    touched_rows: std::sync::atomic::AtomicUsize,
+}
+
+impl Instrumented {
+    fn slow_reads() -> Self {
+        Instrumented { slow_reads: true, ..Instrumented::default() }
+    }
+
+    fn touched_rows(&self) -> usize {
+        self.touched_rows.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
 
 #[async_trait::async_trait]
-impl SessionStore for SlowReads {
+impl SessionStore for Instrumented {
     async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
-        self.0.insert_session(s).await
+        self.inner.insert_session(s).await
     }
     async fn find_session(&self, h: &[u8; 32]) -> Result<Option<SessionRecord>, StoreError> {
-        let found = self.0.find_session(h).await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let found = self.inner.find_session(h).await;
+        if self.slow_reads {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         found
     }
     async fn touch_sessions(&self, t: &[([u8; 32], Timestamp)]) -> Result<(), StoreError> {
-        self.0.touch_sessions(t).await
+        self.touched_rows.fetch_add(t.len(), std::sync::atomic::Ordering::SeqCst);
+        self.inner.touch_sessions(t).await
     }
     async fn delete_session(&self, h: &[u8; 32]) -> Result<Option<SessionRecord>, StoreError> {
-        self.0.delete_session(h).await
+        self.inner.delete_session(h).await
     }
     async fn delete_user_session(
         &self,
         u: &str,
         s: &str,
     ) -> Result<Option<SessionRecord>, StoreError> {
-        self.0.delete_user_session(u, s).await
+        self.inner.delete_user_session(u, s).await
     }
     async fn list_user_sessions(&self, u: &str) -> Result<Vec<SessionRecord>, StoreError> {
-        self.0.list_user_sessions(u).await
+        self.inner.list_user_sessions(u).await
     }
     async fn delete_user_sessions(
         &self,
         u: &str,
         k: Option<&str>,
     ) -> Result<Vec<[u8; 32]>, StoreError> {
-        self.0.delete_user_sessions(u, k).await
+        self.inner.delete_user_sessions(u, k).await
     }
     async fn delete_expired_sessions(&self, n: Timestamp, c: Timestamp) -> Result<u64, StoreError> {
-        self.0.delete_expired_sessions(n, c).await
+        self.inner.delete_expired_sessions(n, c).await
     }
     async fn ping(&self) -> Result<(), StoreError> {
-        SessionStore::ping(&self.0).await
+        SessionStore::ping(&self.inner).await
     }
 }
 
 #[tokio::test]
 async fn a_logout_racing_a_cache_fill_is_not_undone() {
-    let slow = Arc::new(SlowReads::default());
+    let slow = Arc::new(Instrumented::slow_reads());
     slow.insert_session(&session(1, "u1", 0)).await.unwrap(); // in the store, not the cache
     let cached = Arc::new(CachedSessionStore::new(slow, 1024));
     let reader = {
@@ -712,6 +729,38 @@ async fn sessions_renew_on_use_and_renewals_reach_the_store() {
         matches!(h.auth.authenticate_session(&new.secret).await, Err(Error::Unauthorized)),
         "purged"
     );
+}
+
+#[tokio::test]
+async fn a_session_used_ten_thousand_times_a_minute_is_written_at_most_twice() {
+    let sessions = Arc::new(Instrumented::default());
+    let clock = Arc::new(ManualClock::new(ts(0)));
+    let mut settings = Settings::new();
+    settings.password.params = Argon2Params { memory_kib: 64, iterations: 1, parallelism: 1 };
+    let mut stores = Stores::memory();
+    stores.sessions = sessions.clone();
+    let auth = Authenticator::builder(settings, stores)
+        .clock(clock.clone() as Arc<dyn Clock>)
+        .build()
+        .await
+        .unwrap();
+    let user = auth.register("alice", &pw(PASSWORD), &CLIENT).await.unwrap();
+    let new = auth.start_session(&user, &CLIENT).await.unwrap();
+    // 10,000 uses 6 ms apart, with the server's flush every 2 s (every 333 uses).
+    for used in 1..=10_000 {
+        clock.advance(Duration::from_millis(6));
+        auth.authenticate_session(&new.secret).await.unwrap();
+        if used % 333 == 0 {
+            auth.flush().await.unwrap();
+        }
+    }
+    auth.flush().await.unwrap();
+    // The default idle timeout is 30 minutes, so a use is recorded every 30 s at most.
+    assert!(sessions.touched_rows() <= 2, "{} renewals written", sessions.touched_rows());
+    assert!(sessions.touched_rows() >= 1, "a minute of use moved the deadline");
+    let stored = sessions.inner.find_session(&new.session.record.token_hash).await.unwrap();
+    let seen = stored.unwrap().last_seen_at;
+    assert!(clock.now().since(seen) <= Duration::from_secs(30), "the store is 30 s behind at most");
 }
 
 #[tokio::test]

@@ -8,7 +8,6 @@ mod verify;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::middleware;
 use axum::routing::{any, get, post, put};
 
 use crate::body::MAX_BODY_BYTES;
@@ -31,15 +30,18 @@ pub fn api_router(state: TesseraState) -> Router {
         .route("/v1/token/refresh", post(token::refresh))
         .route("/v1/token/revoke", post(token::revoke))
         .route("/.well-known/jwks.json", get(token::jwks))
-        .route_layer(middleware::from_fn_with_state(state.clone(), layers::require_allowed_origin));
-    // Forward auth applies its own Origin rule to the original request (see `verify`).
-    let forward_auth = Router::new().route("/v1/verify", any(verify::verify));
-    api.merge(forward_auth)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn(layers::security_headers))
-        .layer(middleware::from_fn_with_state(state.clone(), layers::cors))
-        .with_state(state)
+        .layer((layers::ApiLayer::new(&state), body_limit()));
+    // Forward auth applies its own Origin rule to the original request (see `verify`).
+    let forward_auth = Router::new()
+        .route("/v1/verify", any(verify::verify))
+        .layer((layers::ApiLayer::new(&state).without_origin_rule(), body_limit()));
+    // One layer level per route: each axum layer level clones the routes below it per request.
+    api.merge(forward_auth).with_state(state)
+}
+
+fn body_limit() -> DefaultBodyLimit {
+    DefaultBodyLimit::max(MAX_BODY_BYTES)
 }
 
 /// The 404 problem response, for an application's fallback.

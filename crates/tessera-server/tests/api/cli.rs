@@ -1,5 +1,5 @@
 //! The command line, with the real binary: help, `serve` (listening line, SIGTERM, environment
-//! overlay, configuration errors) and `user add`.
+//! overlay, configuration errors), `user add` and `bench tokens` / `bench primitives`.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -380,4 +380,115 @@ async fn user_add_creates_a_user_who_can_log_in_while_registration_is_closed() {
         run(tessera(&["user", "add", "weak", "--data-dir", data_dir], &[]), Some("password1\n"));
     assert!(!output.status.success(), "{output:?}");
     assert!(String::from_utf8_lossy(&output.stderr).contains("password"), "{output:?}");
+}
+
+/// A loopback port nobody listens on right now.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn bench_tokens_prints_distinct_tokens_the_server_accepts_until_the_login_is_revoked() {
+    let dir = temp_dir();
+    let data_dir = dir.path().to_str().unwrap();
+    let output = run(
+        tessera(&["user", "add", "alice", "--data-dir", data_dir], &[]),
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert!(output.status.success(), "{output:?}");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let public_url = format!("http://{listen}");
+    let env = [("TESSERA_SERVER__PUBLIC_URL", public_url.as_str())];
+
+    let output = run(
+        tessera(&["bench", "tokens", "alice", "--count", "40", "--data-dir", data_dir], &env),
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let tokens: Vec<&str> = stdout.lines().collect();
+    assert_eq!(tokens.len(), 40);
+    let distinct: std::collections::HashSet<&&str> = tokens.iter().collect();
+    assert_eq!(distinct.len(), 40, "every token is a different one");
+
+    let server = Server::spawn(tessera(
+        &["serve", "--listen", &listen, "--data-dir", data_dir],
+        &[env[0], ("TESSERA_COOKIE__SECURE", "false")],
+    ));
+    for token in [tokens[0], tokens[17], tokens[39]] {
+        let me = server.client.get(server.url("/v1/me")).bearer_auth(token).send().await.unwrap();
+        let body = json_body(me, 200).await;
+        assert_eq!(body["username"], "alice");
+        assert_eq!(body["auth_method"], "token");
+    }
+    // They are one login: revoking it with any of them ends all of them.
+    let revoked = server
+        .client
+        .post(server.url("/v1/token/revoke"))
+        .json(&json!({"token": tokens[5]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    for token in [tokens[0], tokens[39]] {
+        let me = server.client.get(server.url("/v1/me")).bearer_auth(token).send().await.unwrap();
+        assert_eq!(me.status(), 401);
+    }
+}
+
+#[test]
+fn bench_tokens_refuses_a_wrong_password_and_a_zero_count() {
+    let dir = temp_dir();
+    let data_dir = dir.path().to_str().unwrap();
+    let output = run(
+        tessera(&["user", "add", "alice", "--data-dir", data_dir], &[]),
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert!(output.status.success(), "{output:?}");
+    let output = run(
+        tessera(&["bench", "tokens", "alice", "--data-dir", data_dir], &[]),
+        Some(&format!("{OTHER_PASSWORD}\n")),
+    );
+    assert!(!output.status.success(), "{output:?}");
+    assert!(output.stdout.is_empty(), "no token for a wrong password");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("alice"), "{output:?}");
+    let output = run(
+        tessera(&["bench", "tokens", "alice", "--count", "0", "--data-dir", data_dir], &[]),
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert!(!output.status.success(), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--count"), "{output:?}");
+}
+
+#[test]
+fn bench_primitives_reports_the_verify_rate_and_the_hash_time() {
+    let dir = temp_dir();
+    let data_dir = dir.path().to_str().unwrap();
+    let output = run(
+        tessera(
+            &["bench", "primitives", "--json", "--seconds", "0.2", "--data-dir", data_dir],
+            &[],
+        ),
+        None,
+    );
+    assert!(output.status.success(), "{output:?}");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["algorithm"], "EdDSA");
+    assert!(report["verifications_per_second"].as_f64().unwrap() > 0.0, "{report}");
+    assert!(report["argon2_hash_ms"].as_f64().unwrap() > 0.0, "{report}");
+    assert!(report["password_workers"].as_u64().unwrap() >= 1, "{report}");
+
+    let output = run(
+        tessera(&["bench", "primitives", "--algorithm", "RS256", "--seconds", "0.2"], &[]),
+        None,
+    );
+    assert!(output.status.success(), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("RS256: "), "{output:?}");
+
+    for bad in [["--algorithm", "none"], ["--seconds", "0"]] {
+        let output = run(tessera(&["bench", "primitives", bad[0], bad[1]], &[]), None);
+        assert!(!output.status.success(), "{bad:?}: {output:?}");
+        assert!(String::from_utf8_lossy(&output.stderr).contains(bad[0]), "{output:?}");
+    }
 }

@@ -3,7 +3,9 @@
 //! Each worker owns one argon2 memory buffer (19 MiB at the default cost) and reuses it for
 //! every job, so a login storm costs `workers × memory` and no more, and the allocator never
 //! sees a 19 MiB allocation per login. Jobs queue on a bounded channel; when it is full,
-//! callers wait, so authenticated traffic (which never hashes) keeps its async workers.
+//! callers wait, so authenticated traffic (which never hashes) keeps its async workers. On
+//! Linux the workers run at a lower priority ([`WORKER_NICE`]), so they also leave the CPU to
+//! the request workers when both want it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -127,7 +129,20 @@ impl PasswordHasher {
     }
 }
 
+/// The nice value of a password worker thread (Linux): a login storm then takes only what the
+/// request workers leave, so authenticated traffic keeps its latency. With the CPU otherwise
+/// idle, hashing runs at full speed.
+pub const WORKER_NICE: i32 = 10;
+
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::setpriority_process(None, WORKER_NICE) {
+        tracing::debug!("could not lower the password worker's priority: {e}");
+    }
+}
+
 fn worker(queue: &Mutex<mpsc::Receiver<Job>>, params: Argon2Params, work: &Work) {
+    lower_priority();
     let mut memory = Memory { blocks: Vec::new(), work };
     loop {
         let job = match queue.lock() {
@@ -202,6 +217,48 @@ mod tests {
 
     fn secret(s: &str) -> SecretString {
         SecretString::from(s.to_owned())
+    }
+
+    /// The nice values of this process's password worker threads (`/proc`, Linux).
+    #[cfg(target_os = "linux")]
+    fn worker_nice_values() -> Vec<i32> {
+        let mut found = Vec::new();
+        for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if !comm.starts_with("tessera-argon2") {
+                continue;
+            }
+            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+            // Fields after the parenthesised name: state is field 3, nice is field 19.
+            let after_name = stat.rsplit_once(") ").map(|(_, rest)| rest).unwrap_or_default();
+            if let Some(nice) = after_name.split(' ').nth(19 - 3).and_then(|n| n.parse().ok()) {
+                found.push(nice);
+            }
+        }
+        found
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn workers_run_at_a_lower_priority_than_request_threads() {
+        let hasher = PasswordHasher::new(CHEAP, 2).unwrap();
+        hasher.hash(&secret("a password")).await.unwrap(); // a worker has started and run
+        // Other tests start pools too: a thread caught before its first instruction has not
+        // lowered its priority yet, so look again for a while before failing.
+        let mut nice = worker_nice_values();
+        for _ in 0..100 {
+            if !nice.is_empty() && nice.iter().all(|n| *n == WORKER_NICE) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            nice = worker_nice_values();
+        }
+        assert!(!nice.is_empty(), "no password worker thread found");
+        assert!(nice.iter().all(|n| *n == WORKER_NICE), "{nice:?}");
+        let this_thread = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        let own: i32 =
+            this_thread.rsplit_once(") ").unwrap().1.split(' ').nth(16).unwrap().parse().unwrap();
+        assert!(own < WORKER_NICE, "the caller keeps its priority ({own})");
     }
 
     #[tokio::test]

@@ -123,7 +123,7 @@ impl VerifyingKey {
     }
 
     /// Checks `signature` over `message`.
-    pub(crate) fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         match &self.verifier {
             Verifier::Public(key) => key.verify_sig(message, signature).is_ok(),
             Verifier::Hmac(key) => ct_eq(&key.sign(message), signature),
@@ -254,7 +254,7 @@ impl SigningKey {
     }
 
     /// Signs `message` (the JWS signing input).
-    pub(crate) fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
         let failed = |_| Error::internal("signing failed");
         Ok(match &self.signer {
             Signer::Ed25519(pair) => pair.sign(message).as_ref().to_vec(),

@@ -1,0 +1,95 @@
+//! The server's outermost layer, as one hand-written tower service: HTTP metrics, the request
+//! time limit, the security headers (and HSTS when the public URL is https) on every response.
+//!
+//! One service instead of four `from_fn` middleware matters on the hot path: axum wraps each
+//! layer level around every route and clones the boxed routes below it on each request, so the
+//! cost of a stack of small middleware grows with its depth. See `docs/benchmarks.md`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::extract::Request;
+use axum::response::Response;
+use futures_util::future::BoxFuture;
+use http::{HeaderValue, header};
+use tower::{Layer, Service};
+
+use crate::http_metrics::HttpMetrics;
+use crate::time_limit;
+
+/// Settings of the edge layer.
+#[derive(Debug, Clone)]
+pub struct EdgeLayer {
+    metrics: Arc<HttpMetrics>,
+    request_timeout: Duration,
+    https: bool,
+}
+
+impl EdgeLayer {
+    /// Counts requests in `metrics`, answers within `request_timeout`, and sends HSTS if
+    /// `https`.
+    pub fn new(metrics: Arc<HttpMetrics>, request_timeout: Duration, https: bool) -> Self {
+        EdgeLayer { metrics, request_timeout, https }
+    }
+}
+
+impl<S> Layer<S> for EdgeLayer {
+    type Service = EdgeService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        EdgeService { inner, settings: self.clone() }
+    }
+}
+
+/// The service of [`EdgeLayer`].
+#[derive(Debug, Clone)]
+pub struct EdgeService<S> {
+    inner: S,
+    settings: EdgeLayer,
+}
+
+impl<S> Service<Request> for EdgeService<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let observation = HttpMetrics::begin(&request);
+        // The clone that was made ready is the one called (tower's readiness contract).
+        let ready = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, ready);
+        let settings = self.settings.clone();
+        Box::pin(async move {
+            let mut response = time_limit::within(settings.request_timeout, request, |request| {
+                let handled = inner.call(request);
+                async move {
+                    match handled.await {
+                        Ok(response) => response,
+                        Err(never) => match never {},
+                    }
+                }
+            })
+            .await;
+            let headers = response.headers_mut();
+            tessera_axum::layers::add_security_headers(headers);
+            if settings.https {
+                headers.insert(
+                    header::STRICT_TRANSPORT_SECURITY,
+                    HeaderValue::from_static("max-age=31536000"),
+                );
+            }
+            settings.metrics.finish(observation, response.status());
+            Ok(response)
+        })
+    }
+}
