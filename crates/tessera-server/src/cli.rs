@@ -41,9 +41,38 @@ pub enum Command {
     /// Example: tessera dev-cert --out ./tessera-data && curl --cacert
     /// ./tessera-data/dev-cert.pem https://localhost:8443/healthz
     DevCert(DevCertArgs),
-    /// Measure Tessera on this machine (see docs/benchmarks.md).
+    /// Measure Tessera on this machine: sessions against tokens at 1k, 100k and 1M users
+    /// (requests per second, server CPU per request, memory per active user, logins per
+    /// second, startup time), printed as a table and drawn as an SVG chart. See
+    /// docs/benchmarks.md.
+    ///
+    /// Example: tessera bench --users 1000,100000 --duration 5
+    Bench(BenchArgs),
+}
+
+/// `tessera bench`
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BenchArgs {
+    /// A helper instead of the benchmark.
     #[command(subcommand)]
-    Bench(BenchCommand),
+    pub command: Option<BenchCommand>,
+    /// User counts to measure, each on a fresh store (comma-separated, each 1 to 10,000,000).
+    #[arg(long, value_name = "N,N,…", value_delimiter = ',', default_value = "1000,100000,1000000",
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub users: Vec<u64>,
+    /// Seconds per load run.
+    #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub duration: u64,
+    /// Concurrent connections of the built-in load generator.
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub connections: u64,
+    /// Where to write the SVG chart.
+    #[arg(long, value_name = "FILE", default_value = "tessera-bench.svg")]
+    pub svg: PathBuf,
+    /// Print the results as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `tessera bench …`

@@ -27,7 +27,7 @@ use secrecy::SecretString;
 use tessera::Authenticator;
 
 pub use app::Application;
-use cli::{BenchCommand, Cli, Command, ConfigArgs, ConfigCommand, UserCommand};
+use cli::{BenchArgs, BenchCommand, Cli, Command, ConfigArgs, ConfigCommand, UserCommand};
 use config::{Config, Overrides};
 
 /// Runs one command line.
@@ -87,12 +87,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = load(&args.config, None)?;
             audit::run(&args, &config).await
         }
-        Command::Bench(BenchCommand::Tokens { username, count, config }) => {
+        Command::Bench(BenchArgs {
+            command: Some(BenchCommand::Tokens { username, count, config }),
+            ..
+        }) => {
             let config = load(&config, None)?;
             let password = read_password()?;
             bench::tokens::run(&config, &username, &password, count).await
         }
-        Command::Bench(BenchCommand::Primitives { algorithm, seconds, json, config }) => {
+        Command::Bench(BenchArgs {
+            command: Some(BenchCommand::Primitives { algorithm, seconds, json, config }),
+            ..
+        }) => {
             let config = load(&config, None)?;
             let algorithm = match algorithm {
                 Some(name) => tessera::token::Algorithm::parse(&name).with_context(|| {
@@ -131,6 +137,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             Ok(())
+        }
+        Command::Bench(args) => {
+            let options = bench::run::Options {
+                levels: args.users.iter().map(|&n| n as usize).collect(),
+                duration: std::time::Duration::from_secs(args.duration),
+                connections: args.connections as usize,
+                svg: args.svg,
+            };
+            bench::run::run(&options, args.json).await.map(|_| ())
         }
         Command::Config(ConfigCommand::Check { config, listen }) => {
             let config = load(&config, listen)?;

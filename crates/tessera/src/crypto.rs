@@ -39,7 +39,7 @@ pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N], Error> {
 }
 
 /// A fresh 256-bit secret, base64url encoded (43 characters).
-pub(crate) fn random_secret() -> Result<String, Error> {
+pub fn random_secret() -> Result<String, Error> {
     Ok(B64URL.encode(random_bytes::<32>()?))
 }
 

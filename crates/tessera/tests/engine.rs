@@ -367,6 +367,33 @@ impl SessionStore for Instrumented {
 }
 
 #[tokio::test]
+async fn sqlite_bulk_inserts_are_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
+    let users: Vec<UserRecord> =
+        (0..1_200).map(|n| user(&format!("id{n}"), &format!("user{n}"))).collect();
+    let sessions: Vec<SessionRecord> = (0..1_200u32)
+        .map(|n| {
+            let mut s = session(0, &format!("id{n}"), 0);
+            s.token_hash = tessera::crypto::sha256(&n.to_le_bytes());
+            s.sid = format!("sid{n}");
+            s
+        })
+        .collect();
+    store.insert_in_bulk(&users, &sessions).await.unwrap();
+    let last = store.find_user_by_username("user1199").await.unwrap().unwrap();
+    assert_eq!(last.id, "id1199");
+    let found = store.find_session(&sessions[1_199].token_hash).await.unwrap().unwrap();
+    assert_eq!(found, sessions[1_199]);
+    assert_eq!(store.list_user_sessions("id600").await.unwrap(), vec![sessions[600].clone()]);
+
+    // One bad row (a taken username) and nothing of the batch lands.
+    let batch = [user("new1", "fresh"), user("new2", "user5")];
+    assert!(store.insert_in_bulk(&batch, &[]).await.is_err());
+    assert!(store.find_user_by_username("fresh").await.unwrap().is_none());
+}
+
+#[tokio::test]
 async fn a_logout_racing_a_cache_fill_is_not_undone() {
     let slow = Arc::new(Instrumented::slow_reads());
     slow.insert_session(&session(1, "u1", 0)).await.unwrap(); // in the store, not the cache

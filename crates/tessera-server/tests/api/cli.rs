@@ -492,3 +492,53 @@ fn bench_primitives_reports_the_verify_rate_and_the_hash_time() {
         assert!(String::from_utf8_lossy(&output.stderr).contains(bad[0]), "{output:?}");
     }
 }
+
+#[test]
+fn bench_measures_sessions_and_tokens_at_each_user_count_and_draws_the_chart() {
+    let dir = temp_dir();
+    let svg = dir.path().join("chart.svg");
+    let svg_arg = svg.to_str().unwrap();
+    let output = run(
+        tessera(
+            &[
+                "bench",
+                "--users",
+                "40,300",
+                "--duration",
+                "1",
+                "--connections",
+                "4",
+                "--svg",
+                svg_arg,
+                "--json",
+            ],
+            &[("TMPDIR", dir.path().to_str().unwrap())],
+        ),
+        None,
+    );
+    assert!(output.status.success(), "{output:?}");
+    let levels: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let levels = levels.as_array().unwrap();
+    assert_eq!(levels.len(), 2);
+    for (level, users) in levels.iter().zip([40, 300]) {
+        assert_eq!(level["users"], users);
+        for run in ["session", "token_cached", "token_new"] {
+            assert!(level[run]["per_second"].as_f64().unwrap() > 0.0, "{run}: {level}");
+        }
+        assert!(level["logins_per_second"].as_f64().unwrap() > 0.0, "{level}");
+        assert!(level["db_bytes_per_user"].as_f64().unwrap() > 0.0, "{level}");
+    }
+    let chart = std::fs::read_to_string(&svg).unwrap();
+    assert!(chart.starts_with("<svg") && chart.trim_end().ends_with("</svg>"), "{chart}");
+    assert!(chart.contains("300 users") && !chart.contains("<script"), "{chart}");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("tessera-bench-"))
+        .collect();
+    assert!(leftovers.is_empty(), "the scratch data directories are removed: {leftovers:?}");
+
+    let output = run(tessera(&["bench", "--users", "0"], &[]), None);
+    assert!(!output.status.success(), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--users"), "{output:?}");
+}

@@ -6,11 +6,15 @@
 //! when this process is the only writer of the backing store (the embedded SQLite default); with
 //! several server instances sharing a store, another instance's logout would not reach this
 //! cache.
+//!
+//! Sessions are cached in their compact form ([`CachedSession`], behind an `Arc` so the map's
+//! slots stay small): about 200 bytes per cached session.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use super::compact_session::{CachedSession, UserAgents};
 use super::{SessionRecord, SessionStore, StoreError};
 use crate::cache::ShardedCache;
 use crate::clock::Timestamp;
@@ -20,13 +24,27 @@ use crate::crypto::Digest;
 #[derive(Debug)]
 pub struct CachedSessionStore {
     inner: Arc<dyn SessionStore>,
-    cache: ShardedCache<Arc<SessionRecord>>,
+    cache: ShardedCache<Arc<CachedSession>>,
+    agents: UserAgents,
 }
 
 impl CachedSessionStore {
     /// Caches up to about `capacity` sessions of `inner`.
     pub fn new(inner: Arc<dyn SessionStore>, capacity: usize) -> Self {
-        CachedSessionStore { inner, cache: ShardedCache::new(capacity) }
+        CachedSessionStore {
+            inner,
+            cache: ShardedCache::new(capacity),
+            agents: UserAgents::default(),
+        }
+    }
+
+    /// How many sessions the cache holds now.
+    pub fn cached(&self) -> usize {
+        self.cache.len()
+    }
+
+    fn cached_form(&self, session: &SessionRecord) -> Arc<CachedSession> {
+        Arc::new(CachedSession::new(session, &self.agents))
     }
 }
 
@@ -34,19 +52,19 @@ impl CachedSessionStore {
 impl SessionStore for CachedSessionStore {
     async fn insert_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
         self.inner.insert_session(session).await?;
-        self.cache.insert(session.token_hash, Arc::new(session.clone()), |_| false);
+        self.cache.insert(session.token_hash, self.cached_form(session), |_| false);
         Ok(())
     }
 
     async fn find_session(&self, token_hash: &Digest) -> Result<Option<SessionRecord>, StoreError> {
         if let Some(session) = self.cache.get(token_hash) {
-            return Ok(Some(SessionRecord::clone(&session)));
+            return Ok(Some(session.record(*token_hash)));
         }
         // A delete racing this read must not leave the deleted session cached.
         let generation = self.cache.generation();
         let found = self.inner.find_session(token_hash).await?;
         if let Some(session) = &found {
-            let cached = Arc::new(session.clone());
+            let cached = self.cached_form(session);
             self.cache.insert_if_unchanged(*token_hash, cached, generation, |_| false);
         }
         Ok(found)
@@ -56,8 +74,8 @@ impl SessionStore for CachedSessionStore {
         self.inner.touch_sessions(touches).await?;
         for (hash, seen) in touches {
             self.cache.update(hash, |s| {
-                if s.last_seen_at < *seen {
-                    Arc::make_mut(s).last_seen_at = *seen;
+                if s.last_seen_at() < *seen {
+                    Arc::make_mut(s).renew(*seen);
                 }
             });
         }
@@ -83,7 +101,7 @@ impl SessionStore for CachedSessionStore {
             Ok(Some(session)) => self.cache.remove(&session.token_hash),
             Ok(None) => {}
             // Unknown outcome: make sure this process cannot keep serving it.
-            Err(_) => self.cache.remove_where(|s| s.sid == sid),
+            Err(_) => self.cache.remove_where(|s| s.is(user_id, Some(sid))),
         }
         deleted
     }
@@ -100,9 +118,9 @@ impl SessionStore for CachedSessionStore {
         let deleted = self.inner.delete_user_sessions(user_id, keep_sid).await;
         match &deleted {
             Ok(digests) => digests.iter().for_each(|d| self.cache.remove(d)),
-            Err(_) => self
-                .cache
-                .remove_where(|s| s.user_id == user_id && Some(s.sid.as_str()) != keep_sid),
+            Err(_) => self.cache.remove_where(|s| {
+                s.is(user_id, None) && keep_sid.is_none_or(|keep| !s.is(user_id, Some(keep)))
+            }),
         }
         deleted
     }
@@ -113,7 +131,7 @@ impl SessionStore for CachedSessionStore {
         idle_cutoff: Timestamp,
     ) -> Result<u64, StoreError> {
         let deleted = self.inner.delete_expired_sessions(now, idle_cutoff).await?;
-        self.cache.remove_where(|s| s.expires_at <= now || s.last_seen_at <= idle_cutoff);
+        self.cache.remove_where(|s| s.expires_at() <= now || s.last_seen_at() <= idle_cutoff);
         Ok(deleted)
     }
 

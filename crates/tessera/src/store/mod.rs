@@ -18,6 +18,7 @@ use crate::clock::Timestamp;
 use crate::crypto::Digest;
 
 pub mod cached;
+pub mod compact_session;
 #[cfg(any(feature = "redis", feature = "postgres"))]
 mod feed_message;
 pub mod memory;
