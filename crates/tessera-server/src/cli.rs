@@ -73,6 +73,9 @@ pub struct BenchArgs {
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Measure in this process and print JSON only (what `tessera bench` runs per level).
+    #[arg(long, hide = true)]
+    pub one_level: bool,
 }
 
 /// `tessera bench …`

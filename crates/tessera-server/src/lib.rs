@@ -145,7 +145,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 connections: args.connections as usize,
                 svg: args.svg,
             };
-            bench::run::run(&options, args.json).await.map(|_| ())
+            if args.one_level {
+                bench::run::run_here(&options).await
+            } else {
+                bench::run::run(&options, args.json).await.map(|_| ())
+            }
         }
         Command::Config(ConfigCommand::Check { config, listen }) => {
             let config = load(&config, listen)?;

@@ -2,9 +2,12 @@
 //! `cargo bench -p tessera --bench hot_paths`.
 //!
 //! - token check, cached (a token already seen) and cold (signature verified) per algorithm;
+//! - the signature verification alone, per algorithm;
+//! - the revocation check every token check ends with;
 //! - session check through the in-process cache;
 //! - issuing an access token;
-//! - the SHA-256 of a session id.
+//! - the SHA-256 of a session id;
+//! - an argon2id hash and a verification at the default cost (what every login pays).
 //!
 //! Compare rows of one run with each other (ratios), not with another run's absolute times.
 
@@ -13,8 +16,9 @@
 use std::sync::Arc;
 
 use secrecy::SecretString;
+use tessera::clock::Timestamp;
 use tessera::clock::{Clock, SystemClock};
-use tessera::password::Argon2Params;
+use tessera::password::{Argon2Params, PasswordHasher};
 use tessera::settings::TokenSettings;
 use tessera::store::{ClientInfo, Stores};
 use tessera::token::{AccessTokens, Algorithm, KeySet, RevocationSet, SigningKey};
@@ -94,4 +98,50 @@ fn session_check_cached(bencher: divan::Bencher<'_, '_>) {
 fn session_id_digest(bencher: divan::Bencher<'_, '_>) {
     let id = "AoVZQVw9oQUff-GTOTyVdL3pedSvUW5TKCyyNwZhPIA";
     bencher.bench_local(|| tessera::session::SessionManager::digest(divan::black_box(id)));
+}
+
+/// The signature check alone, on a signing input the size of a real token's.
+#[divan::bench(args = ALGORITHMS)]
+fn signature_verify(bencher: divan::Bencher<'_, '_>, alg: Algorithm) {
+    let key = match alg {
+        Algorithm::HS256 => SigningKey::hs256(&[7u8; 32]).unwrap(),
+        other => SigningKey::generate(other).unwrap().0,
+    };
+    let message = "x".repeat(330);
+    let signature = key.sign(message.as_bytes()).unwrap();
+    let public = key.public();
+    bencher.bench_local(|| public.verify(divan::black_box(message.as_bytes()), &signature));
+}
+
+/// The revocation check of a token check, with 10,000 logins revoked.
+#[divan::bench]
+fn revocation_check(bencher: divan::Bencher<'_, '_>) {
+    let revoked = RevocationSet::default();
+    let now = Timestamp::from_unix_seconds(1_800_000_000);
+    let until = Timestamp::from_unix_seconds(1_800_000_300);
+    for n in 0..10_000 {
+        revoked.insert(&format!("0190c1d2-0000-7000-8000-{n:012x}"), until);
+    }
+    let sid = "0190c1d2-0000-7000-8000-ffffffffffff";
+    bencher.bench_local(|| revoked.is_revoked(divan::black_box(sid), now));
+}
+
+/// One argon2id hash at the default cost (m=19456 KiB, t=2), on a pool worker.
+#[divan::bench(sample_count = 10, sample_size = 1)]
+fn password_hash(bencher: divan::Bencher<'_, '_>) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let hasher = PasswordHasher::new(Argon2Params::default(), 1).unwrap();
+    let password = SecretString::from("correct horse battery".to_owned());
+    bencher.bench_local(|| runtime.block_on(hasher.hash(&password)).unwrap());
+}
+
+/// One password check against a stored hash at the default cost.
+#[divan::bench(sample_count = 10, sample_size = 1)]
+fn password_verify(bencher: divan::Bencher<'_, '_>) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let hasher = PasswordHasher::new(Argon2Params::default(), 1).unwrap();
+    let password = SecretString::from("correct horse battery".to_owned());
+    let stored = runtime.block_on(hasher.hash(&password)).unwrap();
+    bencher
+        .bench_local(|| runtime.block_on(hasher.verify(&password, Some(&stored))).unwrap().matches);
 }

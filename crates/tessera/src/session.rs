@@ -20,6 +20,9 @@ use crate::ids;
 use crate::settings::SessionSettings;
 use crate::store::{ClientInfo, SessionRecord, SessionStore, StoreError};
 
+/// Renewals written per store call by [`SessionManager::flush_renewals`].
+pub const FLUSH_CHUNK: usize = 1_000;
+
 /// Length of a session id: base64url of 32 bytes.
 const SESSION_ID_LEN: usize = 43;
 
@@ -175,23 +178,26 @@ impl SessionManager {
             .collect())
     }
 
-    /// Writes pending renewals to the store. On failure they stay pending for the next try.
+    /// Writes pending renewals to the store, [`FLUSH_CHUNK`] per write, so a flush after a
+    /// burst of a million sessions never holds the store's write lock for long. On failure the
+    /// renewals not yet written stay pending for the next try.
     pub async fn flush_renewals(&self) -> Result<usize, StoreError> {
-        let batch: Vec<(Digest, Timestamp)> = self.lock_pending().drain().collect();
-        if batch.is_empty() {
-            return Ok(0);
-        }
-        match self.store.touch_sessions(&batch).await {
-            Ok(()) => Ok(batch.len()),
-            Err(e) => {
+        // `take`, not `drain`: a burst of renewals must not leave its peak capacity allocated.
+        let batch: Vec<(Digest, Timestamp)> =
+            std::mem::take(&mut *self.lock_pending()).into_iter().collect();
+        let mut written = 0;
+        for chunk in batch.chunks(FLUSH_CHUNK) {
+            if let Err(e) = self.store.touch_sessions(chunk).await {
                 let mut pending = self.lock_pending();
-                for (digest, seen) in batch {
-                    let entry = pending.entry(digest).or_insert(seen);
-                    *entry = (*entry).max(seen);
+                for (digest, seen) in &batch[written..] {
+                    let entry = pending.entry(*digest).or_insert(*seen);
+                    *entry = (*entry).max(*seen);
                 }
-                Err(e)
+                return Err(e);
             }
+            written += chunk.len();
         }
+        Ok(written)
     }
 
     /// Deletes sessions past either deadline from the store.

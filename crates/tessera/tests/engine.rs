@@ -310,6 +310,7 @@ struct Instrumented {
     inner: MemoryStore,
     slow_reads: bool,
     touched_rows: std::sync::atomic::AtomicUsize,
+    largest_touch: std::sync::atomic::AtomicUsize,
 }
 
 impl Instrumented {
@@ -336,6 +337,7 @@ impl SessionStore for Instrumented {
     }
     async fn touch_sessions(&self, t: &[([u8; 32], Timestamp)]) -> Result<(), StoreError> {
         self.touched_rows.fetch_add(t.len(), std::sync::atomic::Ordering::SeqCst);
+        self.largest_touch.fetch_max(t.len(), std::sync::atomic::Ordering::SeqCst);
         self.inner.touch_sessions(t).await
     }
     async fn delete_session(&self, h: &[u8; 32]) -> Result<Option<SessionRecord>, StoreError> {
@@ -788,6 +790,34 @@ async fn a_session_used_ten_thousand_times_a_minute_is_written_at_most_twice() {
     let stored = sessions.inner.find_session(&new.session.record.token_hash).await.unwrap();
     let seen = stored.unwrap().last_seen_at;
     assert!(clock.now().since(seen) <= Duration::from_secs(30), "the store is 30 s behind at most");
+}
+
+#[tokio::test]
+async fn a_flush_after_a_burst_writes_in_bounded_chunks() {
+    let sessions = Arc::new(Instrumented::default());
+    let clock = Arc::new(ManualClock::new(ts(0)));
+    let mut settings = Settings::new();
+    settings.password.params = Argon2Params { memory_kib: 64, iterations: 1, parallelism: 1 };
+    let mut stores = Stores::memory();
+    stores.sessions = sessions.clone();
+    let auth = Authenticator::builder(settings, stores)
+        .clock(clock.clone() as Arc<dyn Clock>)
+        .build()
+        .await
+        .unwrap();
+    let user = auth.register("alice", &pw(PASSWORD), &CLIENT).await.unwrap();
+    let mut secrets = Vec::new();
+    for _ in 0..2_500 {
+        secrets.push(auth.start_session(&user, &CLIENT).await.unwrap().secret);
+    }
+    clock.advance(Duration::from_secs(45));
+    for secret in &secrets {
+        auth.authenticate_session(secret).await.unwrap();
+    }
+    assert_eq!(auth.flush().await.unwrap(), 2_500);
+    assert_eq!(sessions.touched_rows(), 2_500);
+    let largest = sessions.largest_touch.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(largest <= tessera::session::FLUSH_CHUNK, "{largest} renewals in one write");
 }
 
 #[tokio::test]

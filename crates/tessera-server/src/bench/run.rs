@@ -39,7 +39,7 @@ pub struct Options {
 }
 
 /// A measured load run.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct Run {
     /// Requests per second.
     pub per_second: f64,
@@ -50,12 +50,17 @@ pub struct Run {
 }
 
 /// Everything measured at one user count.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Level {
     /// Users (each with one live session).
     pub users: usize,
-    /// Session checks, each request with the next of the N sessions.
+    /// Session checks, each request with the next of the N sessions, each session used
+    /// for the first time in a while (so with many users most requests record a renewal).
+    pub session_first: Run,
+    /// The same requests again right after (renewals written): the check itself.
     pub session: Run,
+    /// Renewals written per second when the first pass's renewals were flushed.
+    pub renewals_per_second: f64,
     /// Token checks with a token seen before (the verified-token cache answers).
     pub token_cached: Run,
     /// Token checks with a token never seen before on every request (a signature each).
@@ -72,14 +77,29 @@ pub struct Level {
     pub seed_seconds: f64,
 }
 
-/// Runs every level and prints the table; writes the chart.
+/// Runs every level, each in a fresh `tessera bench --one-level` process (so one level's
+/// freed memory cannot hide the next level's growth), prints the table and writes the chart.
 pub async fn run(options: &Options, json: bool) -> anyhow::Result<Vec<Level>> {
-    let mut progress = super::progress::Progress::new(options.levels.len() * 7);
+    let exe = std::env::current_exe().context("finding the tessera binary")?;
     let mut levels = Vec::new();
-    for &users in &options.levels {
-        levels.push(level(options, users, &mut progress).await?);
+    for (index, &users) in options.levels.iter().enumerate() {
+        eprintln!("level {} of {}: {users} users", index + 1, options.levels.len());
+        let mut command = std::process::Command::new(&exe);
+        command
+            .args(["bench", "--one-level", "--json", "--users", &users.to_string()])
+            .args(["--duration", &options.duration.as_secs().to_string()])
+            .args(["--connections", &options.connections.to_string()])
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit());
+        let output = tokio::task::spawn_blocking(move || command.output())
+            .await
+            .context("waiting for a benchmark process")?
+            .context("starting a benchmark process")?;
+        anyhow::ensure!(output.status.success(), "the {users}-user level failed");
+        let mut measured: Vec<Level> = serde_json::from_slice(&output.stdout)
+            .context("reading a benchmark process's results")?;
+        levels.append(&mut measured);
     }
-    progress.finish();
     std::fs::write(&options.svg, super::chart::svg(&levels))
         .with_context(|| format!("writing {}", options.svg.display()))?;
     if json {
@@ -89,6 +109,18 @@ pub async fn run(options: &Options, json: bool) -> anyhow::Result<Vec<Level>> {
         println!("chart: {}", options.svg.display());
     }
     Ok(levels)
+}
+
+/// Measures each level in this process and prints the results as JSON (`--one-level`).
+pub async fn run_here(options: &Options) -> anyhow::Result<()> {
+    let mut progress = super::progress::Progress::new(options.levels.len() * 8);
+    let mut levels = Vec::new();
+    for &users in &options.levels {
+        levels.push(level(options, users, &mut progress).await?);
+    }
+    progress.finish();
+    println!("{}", serde_json::to_string(&levels)?);
+    Ok(())
 }
 
 /// A data directory removed on drop.
@@ -148,27 +180,29 @@ async fn level(
     progress.step(&label("warming the session cache"));
     let rss_before = super::rss_bytes();
     warm(&auth, &seeded.cookies).await?;
+    // Renewals recorded while warming are written now, and their map freed.
+    auth.flush().await.context("writing the renewals")?;
     let rss_after = super::rss_bytes();
     let memory_per_session = rss_after.saturating_sub(rss_before) as f64 / users as f64;
 
-    let run = |requests: Vec<Vec<u8>>, connections: usize| {
-        measure(Load {
-            addr,
-            requests: Arc::new(requests),
-            connections,
-            duration: options.duration,
-        })
+    let run = |requests: Arc<Vec<Vec<u8>>>, connections: usize| {
+        measure(Load { addr, requests, connections, duration: options.duration })
     };
-    progress.step(&label("session checks"));
-    let session = run(
+    let cookies: Arc<Vec<Vec<u8>>> = Arc::new(
         seeded
             .cookies
             .iter()
             .map(|c| load::get("/v1/me", &format!("Cookie: {cookie_name}={c}")))
             .collect(),
-        options.connections,
-    )
-    .await?;
+    );
+    progress.step(&label("session checks, first use"));
+    let session_first = run(Arc::clone(&cookies), options.connections).await?;
+    progress.step(&label("session checks, again"));
+    let started = Instant::now();
+    let renewals = auth.flush().await.context("writing the renewals")?;
+    let renewals_per_second = renewals as f64 / started.elapsed().as_secs_f64().max(1e-6);
+    let session = run(cookies, options.connections).await?;
+    auth.flush().await.context("writing the renewals")?;
 
     progress.step(&label("token checks"));
     let client = ClientInfo { ip: None, user_agent: Some("tessera bench".into()) };
@@ -183,7 +217,8 @@ async fn level(
         .map_err(|e| anyhow::anyhow!("logging bench-0 in: {e}"))?;
     let grant = auth.issue_tokens(&user, &client).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let bearer = |token: &str| load::get("/v1/me", &format!("Authorization: Bearer {token}"));
-    let token_cached = run(vec![bearer(&grant.access.token)], options.connections).await?;
+    let token_cached =
+        run(Arc::new(vec![bearer(&grant.access.token)]), options.connections).await?;
     // Enough new tokens that none repeats within the run (and far more than the cache holds).
     let fresh = (options.duration.as_secs_f64() * 40_000.0) as usize;
     let mut tokens = Vec::with_capacity(fresh);
@@ -191,18 +226,20 @@ async fn level(
         let access = auth.reissue_access_token(&grant).map_err(|e| anyhow::anyhow!("{e}"))?;
         tokens.push(bearer(&access.token));
     }
-    let token_new = run(tokens, options.connections).await?;
+    let token_new = run(Arc::new(tokens), options.connections).await?;
 
     progress.step(&label("logins"));
     let logins = run(
-        (0..users.min(1000))
-            .map(|n| {
-                load::post_json(
-                    "/v1/session",
-                    &format!(r#"{{"username":"bench-{n}","password":"{PASSWORD}"}}"#),
-                )
-            })
-            .collect(),
+        Arc::new(
+            (0..users.min(1000))
+                .map(|n| {
+                    load::post_json(
+                        "/v1/session",
+                        &format!(r#"{{"username":"bench-{n}","password":"{PASSWORD}"}}"#),
+                    )
+                })
+                .collect(),
+        ),
         4,
     )
     .await?;
@@ -211,7 +248,9 @@ async fn level(
     server.await.context("the server task failed")??;
     Ok(Level {
         users,
+        session_first,
         session,
+        renewals_per_second,
         token_cached,
         token_new,
         logins_per_second: logins.per_second,
@@ -275,15 +314,17 @@ fn thousands(n: f64) -> String {
 /// The markdown table of all levels.
 pub fn table(levels: &[Level]) -> String {
     let mut out = String::from(
-        "| users | session req/s | session µs CPU | token req/s (seen) | token µs CPU | token req/s (new each) | new-token µs CPU | logins/s | memory per session | DB bytes per user | startup |\n\
-         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| users | session req/s | session µs CPU | first use µs CPU | renewals written/s | token req/s (seen) | token µs CPU | token req/s (new each) | new-token µs CPU | logins/s | memory per session | DB bytes per user | startup |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for l in levels {
         out.push_str(&format!(
-            "| {} | {} | {:.1} | {} | {:.1} | {} | {:.1} | {:.1} | {} B | {} B | {:.0} ms |\n",
+            "| {} | {} | {:.1} | {:.1} | {} | {} | {:.1} | {} | {:.1} | {:.1} | {} B | {} B | {:.0} ms |\n",
             thousands(l.users as f64),
             thousands(l.session.per_second),
             l.session.cpu_us,
+            l.session_first.cpu_us,
+            thousands(l.renewals_per_second),
             thousands(l.token_cached.per_second),
             l.token_cached.cpu_us,
             thousands(l.token_new.per_second),

@@ -522,7 +522,7 @@ fn bench_measures_sessions_and_tokens_at_each_user_count_and_draws_the_chart() {
     assert_eq!(levels.len(), 2);
     for (level, users) in levels.iter().zip([40, 300]) {
         assert_eq!(level["users"], users);
-        for run in ["session", "token_cached", "token_new"] {
+        for run in ["session_first", "session", "token_cached", "token_new"] {
             assert!(level[run]["per_second"].as_f64().unwrap() > 0.0, "{run}: {level}");
         }
         assert!(level["logins_per_second"].as_f64().unwrap() > 0.0, "{level}");
