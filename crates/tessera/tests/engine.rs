@@ -760,8 +760,8 @@ async fn sessions_renew_on_use_and_renewals_reach_the_store() {
     );
 }
 
-#[tokio::test]
-async fn a_session_used_ten_thousand_times_a_minute_is_written_at_most_twice() {
+/// An engine on a memory store whose session writes are counted, with a manual clock.
+async fn counting_renewals() -> (Authenticator, Arc<Instrumented>, Arc<ManualClock>) {
     let sessions = Arc::new(Instrumented::default());
     let clock = Arc::new(ManualClock::new(ts(0)));
     let mut settings = Settings::new();
@@ -773,6 +773,12 @@ async fn a_session_used_ten_thousand_times_a_minute_is_written_at_most_twice() {
         .build()
         .await
         .unwrap();
+    (auth, sessions, clock)
+}
+
+#[tokio::test]
+async fn a_session_used_ten_thousand_times_a_minute_is_written_at_most_twice() {
+    let (auth, sessions, clock) = counting_renewals().await;
     let user = auth.register("alice", &pw(PASSWORD), &CLIENT).await.unwrap();
     let new = auth.start_session(&user, &CLIENT).await.unwrap();
     // 10,000 uses 6 ms apart, with the server's flush every 2 s (every 333 uses).
@@ -794,17 +800,7 @@ async fn a_session_used_ten_thousand_times_a_minute_is_written_at_most_twice() {
 
 #[tokio::test]
 async fn a_flush_after_a_burst_writes_in_bounded_chunks() {
-    let sessions = Arc::new(Instrumented::default());
-    let clock = Arc::new(ManualClock::new(ts(0)));
-    let mut settings = Settings::new();
-    settings.password.params = Argon2Params { memory_kib: 64, iterations: 1, parallelism: 1 };
-    let mut stores = Stores::memory();
-    stores.sessions = sessions.clone();
-    let auth = Authenticator::builder(settings, stores)
-        .clock(clock.clone() as Arc<dyn Clock>)
-        .build()
-        .await
-        .unwrap();
+    let (auth, sessions, clock) = counting_renewals().await;
     let user = auth.register("alice", &pw(PASSWORD), &CLIENT).await.unwrap();
     let mut secrets = Vec::new();
     for _ in 0..2_500 {
