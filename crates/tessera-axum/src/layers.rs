@@ -193,11 +193,17 @@ where
     }
 }
 
+/// Marks a response whose security headers [`ApiLayer`] has set, so an outer layer that
+/// sets them for every response (the server's) need not look at each header again.
+#[derive(Debug, Clone, Copy)]
+pub struct SecurityHeadersSet;
+
 fn finish(mut response: Response, cors: Option<HeaderValue>) -> Response {
     let headers = response.headers_mut();
     add_security_headers(headers);
     if let Some(origin) = cors {
         add_cors_headers(headers, origin);
     }
+    response.extensions_mut().insert(SecurityHeadersSet);
     response
 }

@@ -80,8 +80,12 @@ where
                 }
             })
             .await;
+            let already_set =
+                response.extensions().get::<tessera_axum::layers::SecurityHeadersSet>().is_some();
             let headers = response.headers_mut();
-            tessera_axum::layers::add_security_headers(headers);
+            if !already_set {
+                tessera_axum::layers::add_security_headers(headers);
+            }
             if settings.https {
                 headers.insert(
                     header::STRICT_TRANSPORT_SECURITY,

@@ -52,6 +52,9 @@ pub fn post_json(path: &str, body: &str) -> Vec<u8> {
 
 /// Runs `load` on a new thread with its own single-threaded runtime and waits for it.
 pub async fn run(load: Load) -> anyhow::Result<Outcome> {
+    if load.requests.is_empty() || load.connections == 0 {
+        bail!("nothing to send: no request or no connection");
+    }
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("tessera-bench-load".into())
