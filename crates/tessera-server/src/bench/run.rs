@@ -20,7 +20,7 @@ use tessera::store::ClientInfo;
 
 use super::load::{self, Load};
 use crate::app::Application;
-use crate::config::{Config, Overrides};
+use crate::config::{Config, Overrides, StoreKind};
 
 /// The password every seeded user has.
 const PASSWORD: &str = "bench-pw-9f8e7d6c5b41";
@@ -145,6 +145,10 @@ async fn level(
     let overrides =
         Overrides { listen: Some("127.0.0.1:0".into()), data_dir: Some(scratch.0.clone()) };
     let mut config = Config::load(None, &overrides)?;
+    anyhow::ensure!(
+        config.users_store == StoreKind::Sqlite && config.sessions_store == StoreKind::Sqlite,
+        "tessera bench measures the embedded SQLite store; unset the TESSERA_STORE__* variables"
+    );
     config.session_cache_capacity = config.session_cache_capacity.max(users);
     config.engine.limits.ip_per_minute = u32::MAX / 2; // logins all come from 127.0.0.1
 

@@ -541,4 +541,15 @@ fn bench_measures_sessions_and_tokens_at_each_user_count_and_draws_the_chart() {
     let output = run(tessera(&["bench", "--users", "0"], &[]), None);
     assert!(!output.status.success(), "{output:?}");
     assert!(String::from_utf8_lossy(&output.stderr).contains("--users"), "{output:?}");
+
+    // It measures the embedded store only, and says so rather than measuring something else.
+    let output = run(
+        tessera(
+            &["bench", "--users", "10", "--duration", "1"],
+            &[("TESSERA_STORE__SESSIONS", "memory")],
+        ),
+        None,
+    );
+    assert!(!output.status.success(), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("embedded SQLite"), "{output:?}");
 }
