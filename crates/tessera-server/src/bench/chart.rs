@@ -42,13 +42,7 @@ pub fn svg(levels: &[Level]) -> String {
                 top + plot_h - h
             );
         }
-        let _ = writeln!(
-            out,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{} users</text>"#,
-            left + (i as f64 + 0.5) * group,
-            top + plot_h + 18.0,
-            short(level.users)
-        );
+        group_label(&mut out, left + (i as f64 + 0.5) * group, top + plot_h + 18.0, level.users);
     }
     // Right: memory per active user: a session costs its cached record; a token costs nothing.
     let (left, plot_w) = (520.0, 340.0);
@@ -71,13 +65,7 @@ pub fn svg(levels: &[Level]) -> String {
             x + bar,
             top + plot_h - 1.0
         );
-        let _ = writeln!(
-            out,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{} users</text>"#,
-            left + (i as f64 + 0.5) * group,
-            top + plot_h + 18.0,
-            short(level.users)
-        );
+        group_label(&mut out, left + (i as f64 + 0.5) * group, top + plot_h + 18.0, level.users);
     }
     // Legend.
     for (k, (name, colour)) in BAR_COLOURS.iter().enumerate() {
@@ -92,6 +80,15 @@ pub fn svg(levels: &[Level]) -> String {
     }
     out.push_str("</svg>\n");
     out
+}
+
+/// The "N users" label under a group of bars centred on `x`.
+fn group_label(out: &mut String, x: f64, y: f64, users: usize) {
+    let _ = writeln!(
+        out,
+        r#"<text x="{x:.1}" y="{y:.1}" text-anchor="middle">{} users</text>"#,
+        short(users)
+    );
 }
 
 fn axis(out: &mut String, left: f64, top: f64, w: f64, h: f64, max: f64) {

@@ -382,6 +382,15 @@ async fn user_add_creates_a_user_who_can_log_in_while_registration_is_closed() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("password"), "{output:?}");
 }
 
+/// `tessera user add alice` with [`PASSWORD`] into `data_dir`.
+fn add_alice(data_dir: &str) {
+    let output = run(
+        tessera(&["user", "add", "alice", "--data-dir", data_dir], &[]),
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert!(output.status.success(), "{output:?}");
+}
+
 /// A loopback port nobody listens on right now.
 fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -392,11 +401,7 @@ fn free_port() -> u16 {
 async fn bench_tokens_prints_distinct_tokens_the_server_accepts_until_the_login_is_revoked() {
     let dir = temp_dir();
     let data_dir = dir.path().to_str().unwrap();
-    let output = run(
-        tessera(&["user", "add", "alice", "--data-dir", data_dir], &[]),
-        Some(&format!("{PASSWORD}\n")),
-    );
-    assert!(output.status.success(), "{output:?}");
+    add_alice(data_dir);
     let listen = format!("127.0.0.1:{}", free_port());
     let public_url = format!("http://{listen}");
     let env = [("TESSERA_SERVER__PUBLIC_URL", public_url.as_str())];
@@ -441,11 +446,7 @@ async fn bench_tokens_prints_distinct_tokens_the_server_accepts_until_the_login_
 fn bench_tokens_refuses_a_wrong_password_and_a_zero_count() {
     let dir = temp_dir();
     let data_dir = dir.path().to_str().unwrap();
-    let output = run(
-        tessera(&["user", "add", "alice", "--data-dir", data_dir], &[]),
-        Some(&format!("{PASSWORD}\n")),
-    );
-    assert!(output.status.success(), "{output:?}");
+    add_alice(data_dir);
     let output = run(
         tessera(&["bench", "tokens", "alice", "--data-dir", data_dir], &[]),
         Some(&format!("{OTHER_PASSWORD}\n")),
