@@ -28,6 +28,8 @@ use tessera::token::{AccessClaims, AccessTokens, KeySet, RevocationSet, SigningK
 use tessera_fuzz::{B64URL, NOW, REVOKED_SID, b64_decode, ed25519_key, split3, stopped_clock};
 
 struct Fixture {
+    /// `verify` is async (Ed25519 checks join a batch); one thread, as the server's hot path.
+    runtime: tokio::runtime::Runtime,
     tokens: AccessTokens,
     key: SigningKey,
     settings: TokenSettings,
@@ -49,7 +51,9 @@ fn fx() -> &'static Fixture {
             stopped_clock(),
             revoked,
         );
-        Fixture { tokens, key: ed25519_key(), settings }
+        let runtime =
+            tokio::runtime::Builder::new_current_thread().build().expect("a tokio runtime");
+        Fixture { runtime, tokens, key: ed25519_key(), settings }
     })
 }
 
@@ -97,7 +101,7 @@ fn outcome(result: &Result<Arc<AccessClaims>, Error>) -> Outcome {
 
 /// Checks one token; returns what `verify` decided.
 fn check(fx: &Fixture, token: &str) -> Outcome {
-    let result = fx.tokens.verify(token);
+    let result = fx.runtime.block_on(fx.tokens.verify(token));
     let decided = outcome(&result);
     let signed = fx.tokens.verify_ignoring_expiry(token);
     match &result {
@@ -115,7 +119,10 @@ fn check(fx: &Fixture, token: &str) -> Outcome {
                 Outcome::Accepted,
                 "the model refuses {claims:?}"
             );
-            let again = fx.tokens.verify(token).expect("the cached token no longer verifies");
+            let again = fx
+                .runtime
+                .block_on(fx.tokens.verify(token))
+                .expect("the cached token no longer verifies");
             assert_eq!(again, *claims, "the cache changed the claims");
             assert_eq!(signed.as_ref().ok(), Some(&**claims), "verify_ignoring_expiry disagrees");
         }

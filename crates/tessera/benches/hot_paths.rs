@@ -1,7 +1,8 @@
 //! What every authenticated request pays, per function, on this machine:
 //! `cargo bench -p tessera --bench hot_paths`.
 //!
-//! - token check, cached (a token already seen) and cold (signature verified) per algorithm;
+//! - token check, cached (a token already seen) and cold (signature verified) per algorithm,
+//!   and cold for 8 or 32 concurrent checks (Ed25519 signatures verified in one batch);
 //! - the signature verification alone, per algorithm;
 //! - the revocation check every token check ends with;
 //! - session check through the in-process cache;
@@ -47,24 +48,59 @@ fn tokens(alg: Algorithm) -> AccessTokens {
 const ALGORITHMS: [Algorithm; 4] =
     [Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256, Algorithm::HS256];
 
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+const USER_ID: &str = "0190c1d2-0000-7000-8000-000000000000";
+
 /// A token seen before: digest lookup, time and revocation checks.
 #[divan::bench(args = ALGORITHMS)]
 fn token_check_cached(bencher: divan::Bencher<'_, '_>, alg: Algorithm) {
+    let runtime = runtime();
     let tokens = tokens(alg);
-    let token = tokens.issue("0190c1d2-0000-7000-8000-000000000000", "alice", "sid").unwrap().token;
-    tokens.verify(&token).unwrap();
-    bencher.bench_local(|| tokens.verify(divan::black_box(&token)).unwrap());
+    let token = tokens.issue(USER_ID, "alice", "sid").unwrap().token;
+    runtime.block_on(tokens.verify(&token)).unwrap();
+    bencher.bench_local(|| runtime.block_on(tokens.verify(divan::black_box(&token))).unwrap());
 }
 
-/// A token never seen: parse, signature, claims (each iteration a fresh token).
+/// A token never seen: parse, signature, claims (each iteration a fresh token, checked alone:
+/// an Ed25519 batch of one).
 #[divan::bench(args = ALGORITHMS)]
 fn token_check_cold(bencher: divan::Bencher<'_, '_>, alg: Algorithm) {
+    let runtime = runtime();
     let tokens = tokens(alg);
     bencher
+        .with_inputs(|| tokens.issue(USER_ID, "alice", "sid").unwrap().token)
+        .bench_local_refs(|token| runtime.block_on(tokens.verify(token)).unwrap());
+}
+
+/// `BATCH` never-seen EdDSA tokens checked by as many concurrent tasks, as concurrent requests
+/// are: their signatures are verified together. Time per token is the figure to compare
+/// with `token_check_cold`.
+#[divan::bench(consts = [8, 32])]
+fn token_check_cold_concurrent<const BATCH: usize>(bencher: divan::Bencher<'_, '_>) {
+    let runtime = runtime();
+    let tokens = Arc::new(tokens(Algorithm::EdDSA));
+    bencher
+        .counter(divan::counter::ItemsCount::new(BATCH))
         .with_inputs(|| {
-            tokens.issue("0190c1d2-0000-7000-8000-000000000000", "alice", "sid").unwrap().token
+            (0..BATCH).map(|_| tokens.issue(USER_ID, "alice", "sid").unwrap().token).collect()
         })
-        .bench_local_refs(|token| tokens.verify(token).unwrap());
+        .bench_local_values(|batch: Vec<String>| {
+            runtime.block_on(async {
+                let checks: Vec<_> = batch
+                    .into_iter()
+                    .map(|token| {
+                        let tokens = Arc::clone(&tokens);
+                        tokio::spawn(async move { tokens.verify(&token).await.unwrap() })
+                    })
+                    .collect();
+                for check in checks {
+                    check.await.unwrap();
+                }
+            })
+        });
 }
 
 /// Signing a new access token.
@@ -79,7 +115,7 @@ fn token_issue(bencher: divan::Bencher<'_, '_>, alg: Algorithm) {
 /// The session check through the engine with an in-memory store behind the session cache.
 #[divan::bench]
 fn session_check_cached(bencher: divan::Bencher<'_, '_>) {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = runtime();
     let (auth, secret) = runtime.block_on(async {
         let mut settings = Settings::new();
         settings.password.params = Argon2Params { memory_kib: 64, iterations: 1, parallelism: 1 };
@@ -129,7 +165,7 @@ fn revocation_check(bencher: divan::Bencher<'_, '_>) {
 /// One argon2id hash at the default cost (m=19456 KiB, t=2), on a pool worker.
 #[divan::bench(sample_count = 10, sample_size = 1)]
 fn password_hash(bencher: divan::Bencher<'_, '_>) {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = runtime();
     let hasher = PasswordHasher::new(Argon2Params::default(), 1).unwrap();
     let password = SecretString::from("correct horse battery".to_owned());
     bencher.bench_local(|| runtime.block_on(hasher.hash(&password)).unwrap());
@@ -138,7 +174,7 @@ fn password_hash(bencher: divan::Bencher<'_, '_>) {
 /// One password check against a stored hash at the default cost.
 #[divan::bench(sample_count = 10, sample_size = 1)]
 fn password_verify(bencher: divan::Bencher<'_, '_>) {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = runtime();
     let hasher = PasswordHasher::new(Argon2Params::default(), 1).unwrap();
     let password = SecretString::from("correct horse battery".to_owned());
     let stored = runtime.block_on(hasher.hash(&password)).unwrap();

@@ -54,6 +54,11 @@ async fn metrics_count_logins_and_authentications() {
         grew("tessera_authentications_total")
     );
     assert!(grew("tessera_authentication_duration_seconds_count") >= 7.0);
+    // One new token, used three times: one signature checked, the other uses from the cache;
+    // the garbage token never reaches a signature check.
+    assert_eq!(grew("tessera_token_signatures_batched_total"), 1.0, "{after}");
+    assert_eq!(grew("tessera_token_signature_batches_total"), 1.0);
+    assert_eq!(grew("tessera_token_signature_batches_failed_total"), 0.0);
     // The labelled series this server writes, where they exist.
     let sample = |text: &str, series: &str| metric_sample(text, series).unwrap_or(0.0);
     for (series, at_least) in [

@@ -11,6 +11,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::batch::{BatchStats, SignatureBatcher};
 use super::jws;
 use super::keys::KeySet;
 use super::revocation::RevocationSet;
@@ -97,6 +98,7 @@ pub struct AccessTokens {
     /// Already verified tokens by digest, so a token used many times within its few minutes
     /// of life pays for one signature check.
     cache: ShardedCache<Arc<AccessClaims>>,
+    batcher: SignatureBatcher,
 }
 
 impl AccessTokens {
@@ -113,6 +115,7 @@ impl AccessTokens {
             clock,
             revoked,
             cache: ShardedCache::new(VERIFIED_CACHE_CAPACITY),
+            batcher: SignatureBatcher::new(),
         }
     }
 
@@ -151,7 +154,10 @@ impl AccessTokens {
     }
 
     /// Verifies a token completely: form, signature, issuer, audience, times, revocation.
-    pub fn verify(&self, token: &str) -> Result<Arc<AccessClaims>, Error> {
+    ///
+    /// A token not seen before has its Ed25519 signature checked together with the other
+    /// requests in flight ([`SignatureBatcher`]).
+    pub async fn verify(&self, token: &str) -> Result<Arc<AccessClaims>, Error> {
         if token.len() > jws::MAX_TOKEN_BYTES {
             return Err(Error::TokenInvalid("token larger than 8 KiB"));
         }
@@ -160,7 +166,7 @@ impl AccessTokens {
         let claims = match self.cache.get(&digest) {
             Some(claims) => claims,
             None => {
-                let claims = Arc::new(self.verify_signed(token)?);
+                let claims = Arc::new(self.verify_signed_in_batch(token).await?);
                 // Expired entries are the first to go when the cache is full.
                 let now_secs = now.unix_seconds();
                 self.cache.insert(digest, Arc::clone(&claims), |c| c.exp <= now_secs);
@@ -181,13 +187,34 @@ impl AccessTokens {
         self.verify_signed(token)
     }
 
+    /// What the batcher has done (for `tessera bench` and tests).
+    pub fn batch_stats(&self) -> BatchStats {
+        self.batcher.stats()
+    }
+
+    async fn verify_signed_in_batch(&self, token: &str) -> Result<AccessClaims, Error> {
+        let signed = jws::parse(token, &self.keys)?;
+        let valid = match signed.key.ed25519() {
+            Some(key) => self.batcher.verify(key, signed.signing_input, &signed.signature).await,
+            None => signed.key.verify(signed.signing_input, &signed.signature),
+        };
+        if !valid {
+            return Err(Error::TokenInvalid("bad signature"));
+        }
+        self.claims(&signed.payload()?)
+    }
+
     fn verify_signed(&self, token: &str) -> Result<AccessClaims, Error> {
-        let payload = jws::verify(token, &self.keys)?;
+        self.claims(&jws::verify(token, &self.keys)?)
+    }
+
+    /// Reads the claims of a verified payload and checks issuer and audience.
+    fn claims(&self, payload: &[u8]) -> Result<AccessClaims, Error> {
         // A derived `Deserialize` would also read the claims from a JSON array in field order.
-        if !jws::is_json_object(&payload) {
+        if !jws::is_json_object(payload) {
             return Err(Error::TokenInvalid("claims missing or malformed"));
         }
-        let claims: AccessClaims = serde_json::from_slice(&payload)
+        let claims: AccessClaims = serde_json::from_slice(payload)
             .map_err(|_| Error::TokenInvalid("claims missing or malformed"))?;
         if claims.iss != self.settings.issuer {
             return Err(Error::TokenInvalid("wrong issuer"));
@@ -243,12 +270,12 @@ mod tests {
         (tokens, clock, revoked, pkcs8)
     }
 
-    #[test]
-    fn issues_the_documented_claims() {
+    #[tokio::test]
+    async fn issues_the_documented_claims() {
         let (tokens, clock, _, _) = setup();
         let issued = tokens.issue("user-1", "alice", "sid-1").unwrap();
         assert_eq!(issued.expires_in, 300);
-        let claims = tokens.verify(&issued.token).unwrap();
+        let claims = tokens.verify(&issued.token).await.unwrap();
         let now = clock.now().unix_seconds();
         assert_eq!(claims.sub, "user-1");
         assert_eq!(claims.username, "alice");
@@ -263,40 +290,40 @@ mod tests {
         assert_eq!(json["aud"], "tessera", "a single audience is a string");
     }
 
-    #[test]
-    fn expiry_honours_the_leeway_even_for_cached_tokens() {
+    #[tokio::test]
+    async fn expiry_honours_the_leeway_even_for_cached_tokens() {
         let (tokens, clock, _, _) = setup();
         let issued = tokens.issue("u", "alice", "s").unwrap();
-        tokens.verify(&issued.token).unwrap();
+        tokens.verify(&issued.token).await.unwrap();
         clock.advance(Duration::from_secs(300 + 29));
-        assert!(tokens.verify(&issued.token).is_ok(), "within the 30 s leeway");
+        assert!(tokens.verify(&issued.token).await.is_ok(), "within the 30 s leeway");
         clock.advance(Duration::from_secs(1));
-        assert!(matches!(tokens.verify(&issued.token), Err(Error::TokenExpired)));
+        assert!(matches!(tokens.verify(&issued.token).await, Err(Error::TokenExpired)));
     }
 
-    #[test]
-    fn tokens_from_the_future_are_refused() {
+    #[tokio::test]
+    async fn tokens_from_the_future_are_refused() {
         let (tokens, clock, _, _) = setup();
         let issued = tokens.issue("u", "alice", "s").unwrap();
         clock.set(Timestamp::from_unix_seconds(START - 31));
-        assert!(matches!(tokens.verify(&issued.token), Err(Error::TokenInvalid(_))));
+        assert!(matches!(tokens.verify(&issued.token).await, Err(Error::TokenInvalid(_))));
         clock.set(Timestamp::from_unix_seconds(START - 29));
-        assert!(tokens.verify(&issued.token).is_ok(), "within the leeway");
+        assert!(tokens.verify(&issued.token).await.is_ok(), "within the leeway");
     }
 
-    #[test]
-    fn revocation_applies_at_once_even_to_cached_tokens() {
+    #[tokio::test]
+    async fn revocation_applies_at_once_even_to_cached_tokens() {
         let (tokens, clock, revoked, _) = setup();
         let issued = tokens.issue("u", "alice", "family-1").unwrap();
         let other = tokens.issue("u", "alice", "family-2").unwrap();
-        tokens.verify(&issued.token).unwrap();
+        tokens.verify(&issued.token).await.unwrap();
         revoked.insert("family-1", clock.now().plus(tokens.revocation_lifetime()));
-        assert!(matches!(tokens.verify(&issued.token), Err(Error::TokenInvalid(_))));
-        assert!(tokens.verify(&other.token).is_ok());
+        assert!(matches!(tokens.verify(&issued.token).await, Err(Error::TokenInvalid(_))));
+        assert!(tokens.verify(&other.token).await.is_ok());
     }
 
-    #[test]
-    fn claims_must_be_a_json_object() {
+    #[tokio::test]
+    async fn claims_must_be_a_json_object() {
         let (tokens, _, _, _) = setup();
         let issued = tokens.issue("u", "alice", "s").unwrap();
         let payload = issued.token.split('.').nth(1).unwrap();
@@ -306,14 +333,14 @@ mod tests {
         let as_array: Vec<_> = fields.iter().map(|f| claims[f].clone()).collect();
         let as_array = serde_json::to_vec(&as_array).unwrap();
         let token = jws::sign(tokens.keys.signing(), &as_array).unwrap();
-        assert!(matches!(tokens.verify(&token), Err(Error::TokenInvalid(_))));
+        assert!(matches!(tokens.verify(&token).await, Err(Error::TokenInvalid(_))));
         let spaced = [b" \n".as_slice(), &serde_json::to_vec(&claims).unwrap()].concat();
         let token = jws::sign(tokens.keys.signing(), &spaced).unwrap();
-        assert!(tokens.verify(&token).is_ok(), "whitespace before the object is fine");
+        assert!(tokens.verify(&token).await.is_ok(), "whitespace before the object is fine");
     }
 
-    #[test]
-    fn wrong_issuer_or_audience_is_refused() {
+    #[tokio::test]
+    async fn wrong_issuer_or_audience_is_refused() {
         let (tokens, clock, revoked, pkcs8) = setup();
         let issued = tokens.issue("u", "alice", "s").unwrap();
         for settings in [
@@ -321,9 +348,9 @@ mod tests {
             TokenSettings { audience: "other-app".into(), ..TokenSettings::default() },
         ] {
             let strict = tokens_with(&pkcs8, settings, clock.clone(), revoked.clone());
-            assert!(matches!(strict.verify(&issued.token), Err(Error::TokenInvalid(_))));
+            assert!(matches!(strict.verify(&issued.token).await, Err(Error::TokenInvalid(_))));
         }
         let same = tokens_with(&pkcs8, TokenSettings::default(), clock, revoked);
-        assert!(same.verify(&issued.token).is_ok(), "the same key and settings accept it");
+        assert!(same.verify(&issued.token).await.is_ok(), "the same key and settings accept it");
     }
 }

@@ -11,7 +11,9 @@ use base64::Engine as _;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer};
 
-use super::keys::{KeySet, SigningKey};
+use std::sync::Arc;
+
+use super::keys::{KeySet, SigningKey, VerifyingKey};
 use crate::crypto::B64URL;
 use crate::error::Error;
 
@@ -52,8 +54,35 @@ pub(crate) fn is_json_object(json: &[u8]) -> bool {
     json.trim_ascii_start().first() == Some(&b'{')
 }
 
+/// A token whose form and header passed, its signature not yet checked.
+pub(crate) struct Signed<'a> {
+    /// The key the header names, bound to the header's `alg`.
+    pub(crate) key: &'a Arc<VerifyingKey>,
+    /// `header.payload`, what the signature covers.
+    pub(crate) signing_input: &'a [u8],
+    /// The decoded signature.
+    pub(crate) signature: Vec<u8>,
+    payload_b64: &'a str,
+}
+
+impl Signed<'_> {
+    /// The decoded payload (call only once the signature is verified).
+    pub(crate) fn payload(&self) -> Result<Vec<u8>, Error> {
+        B64URL.decode(self.payload_b64).map_err(|_| Error::TokenInvalid("bad payload"))
+    }
+}
+
 /// Checks the token's form, header and signature against `keys`; returns the decoded payload.
 pub(crate) fn verify(token: &str, keys: &KeySet) -> Result<Vec<u8>, Error> {
+    let signed = parse(token, keys)?;
+    if !signed.key.verify(signed.signing_input, &signed.signature) {
+        return Err(Error::TokenInvalid("bad signature"));
+    }
+    signed.payload()
+}
+
+/// Checks the token's form and header against `keys`, leaving the signature to the caller.
+pub(crate) fn parse<'a>(token: &'a str, keys: &'a KeySet) -> Result<Signed<'a>, Error> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(Error::TokenInvalid("token larger than 8 KiB"));
     }
@@ -87,10 +116,12 @@ pub(crate) fn verify(token: &str, keys: &KeySet) -> Result<Vec<u8>, Error> {
     let signature =
         B64URL.decode(signature_b64).map_err(|_| Error::TokenInvalid("bad signature encoding"))?;
     let signing_input_len = header_b64.len() + 1 + payload_b64.len();
-    if !key.verify(&token.as_bytes()[..signing_input_len], &signature) {
-        return Err(Error::TokenInvalid("bad signature"));
-    }
-    B64URL.decode(payload_b64).map_err(|_| Error::TokenInvalid("bad payload"))
+    Ok(Signed {
+        key,
+        signing_input: &token.as_bytes()[..signing_input_len],
+        signature,
+        payload_b64,
+    })
 }
 
 /// RFC 9068 §4: `typ` is `at+jwt`, or `application/at+jwt`, compared case-insensitively.

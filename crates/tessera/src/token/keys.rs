@@ -86,6 +86,10 @@ enum Signer {
 }
 
 enum Verifier {
+    /// Ed25519 goes through ed25519-dalek rather than aws-lc: the same single check (its
+    /// `verify`: canonical `S`, cofactorless equation), plus batch verification, which the
+    /// access-token path uses for the requests in flight (see [`super::batch`]).
+    Ed25519(ed25519_dalek::VerifyingKey),
     Public(ParsedPublicKey),
     Hmac(Box<HmacKey>),
 }
@@ -122,9 +126,18 @@ impl VerifyingKey {
         &self.header_b64
     }
 
+    /// The Ed25519 public key, for batch verification.
+    pub(crate) fn ed25519(&self) -> Option<&ed25519_dalek::VerifyingKey> {
+        match &self.verifier {
+            Verifier::Ed25519(key) => Some(key),
+            Verifier::Public(_) | Verifier::Hmac(_) => None,
+        }
+    }
+
     /// Checks `signature` over `message`.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         match &self.verifier {
+            Verifier::Ed25519(key) => super::batch::verify_one(key, message, signature),
             Verifier::Public(key) => key.verify_sig(message, signature).is_ok(),
             Verifier::Hmac(key) => ct_eq(&key.sign(message), signature),
         }
@@ -181,8 +194,12 @@ impl SigningKey {
             Algorithm::EdDSA => {
                 let pair = Ed25519KeyPair::from_pkcs8(pkcs8).map_err(rejected)?;
                 let public = pair.public_key().as_ref().to_vec();
-                let verifier =
-                    ParsedPublicKey::new(&signature::ED25519, &public).map_err(rejected)?;
+                let bytes =
+                    <[u8; 32]>::try_from(public.as_slice()).map_err(|_| parse_failed(()))?;
+                let verifier = Verifier::Ed25519(
+                    ed25519_dalek::VerifyingKey::from_bytes(&bytes)
+                        .map_err(|_| parse_failed(()))?,
+                );
                 let jwk = vec![
                     ("crv", "Ed25519".to_owned()),
                     ("kty", "OKP".to_owned()),
@@ -198,8 +215,10 @@ impl SigningKey {
                 let (Some(0x04), 65) = (point.first().copied(), point.len()) else {
                     return Err(parse_failed(()));
                 };
-                let verifier = ParsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, &point)
-                    .map_err(rejected)?;
+                let verifier = Verifier::Public(
+                    ParsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, &point)
+                        .map_err(rejected)?,
+                );
                 let jwk = vec![
                     ("crv", "P-256".to_owned()),
                     ("kty", "EC".to_owned()),
@@ -214,9 +233,10 @@ impl SigningKey {
                     return Err(Error::internal("RS256 keys must have at least 2048 bits"));
                 }
                 let public = pair.public_key();
-                let verifier =
+                let verifier = Verifier::Public(
                     ParsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, public.as_ref())
-                        .map_err(rejected)?;
+                        .map_err(rejected)?,
+                );
                 let jwk = vec![
                     ("e", B64URL.encode(public.exponent().big_endian_without_leading_zero())),
                     ("kty", "RSA".to_owned()),
@@ -226,7 +246,7 @@ impl SigningKey {
             }
             Algorithm::HS256 => return Err(Error::internal("HS256 keys are not PKCS#8")),
         };
-        let public = verifying_key(alg, Verifier::Public(verifier), &jwk, true);
+        let public = verifying_key(alg, verifier, &jwk, true);
         Ok(SigningKey { signer, public: Arc::new(public), rng: SystemRandom::new() })
     }
 
