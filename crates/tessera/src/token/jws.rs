@@ -11,7 +11,7 @@ use base64::Engine as _;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer};
 
-use super::keys::{KeySet, SigningKey};
+use super::keys::{KeySet, SigningKey, VerifyingKey};
 use crate::crypto::B64URL;
 use crate::error::Error;
 
@@ -54,6 +54,16 @@ pub(crate) fn is_json_object(json: &[u8]) -> bool {
 
 /// Checks the token's form, header and signature against `keys`; returns the decoded payload.
 pub(crate) fn verify(token: &str, keys: &KeySet) -> Result<Vec<u8>, Error> {
+    verify_with(token, |kid| keys.verifying(kid).map(|key| &**key))
+}
+
+/// [`verify`] against whatever keys `key_for` finds by `kid` (a [`KeySet`], or public keys
+/// fetched from a JWKS). `key_for` is not called when the token fails before its header names
+/// a `kid`.
+pub(crate) fn verify_with<'k>(
+    token: &str,
+    key_for: impl FnOnce(&str) -> Option<&'k VerifyingKey>,
+) -> Result<Vec<u8>, Error> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(Error::TokenInvalid("token larger than 8 KiB"));
     }
@@ -78,7 +88,7 @@ pub(crate) fn verify(token: &str, keys: &KeySet) -> Result<Vec<u8>, Error> {
     let key = header
         .kid
         .as_deref()
-        .and_then(|kid| keys.verifying(kid))
+        .and_then(key_for)
         .ok_or(Error::TokenInvalid("unknown signing key"))?;
     // Each key is bound to one algorithm; the header must name exactly that one.
     if header.alg != key.alg().name() {

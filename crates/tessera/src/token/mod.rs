@@ -1,14 +1,17 @@
-//! Token authentication: signing keys and the JWKS ([`keys`]), the JWS compact format
-//! ([`jws`]), access tokens ([`access`]), rotating refresh-token families ([`refresh`]) and the
-//! set of revoked `sid`s that makes revocation instant ([`revocation`]).
+//! Token authentication: signing keys and the JWKS ([`keys`]), public keys read back from a
+//! JWKS ([`jwk`]), the JWS compact format ([`jws`]), access tokens ([`access`]), rotating
+//! refresh-token families ([`refresh`]) and the set of revoked `sid`s that makes revocation
+//! instant ([`revocation`]).
 
 pub mod access;
+pub mod jwk;
 pub mod jws;
 pub mod keys;
 pub mod refresh;
 pub mod revocation;
 
 pub use access::{AccessClaims, AccessTokens, IssuedAccessToken};
+pub use jwk::{ClaimRules, JwkError, JwkSet, JwkVerifyError};
 pub use keys::{Algorithm, KeySet, SigningKey, VerifyingKey};
 pub use refresh::{IssuedRefreshToken, RefreshOutcome, RefreshTokens};
 pub use revocation::RevocationSet;
