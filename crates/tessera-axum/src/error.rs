@@ -34,6 +34,10 @@ pub enum ApiError {
     Timeout,
     /// The client did not send its whole request body in time.
     RequestTimeout,
+    /// Remote mode: the Tessera server that vouches for credentials could not be reached or
+    /// gave an unusable answer, and nothing cached could decide. A 503 `store_unavailable`
+    /// (the request fails closed); the cause is logged, never sent.
+    AuthServerUnavailable(String),
 }
 
 impl From<tessera::Error> for ApiError {
@@ -202,6 +206,12 @@ impl ApiError {
                 "Request body timed out",
                 "The request body did not arrive in time.".into(),
             ),
+            ApiError::AuthServerUnavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "Authentication server unavailable",
+                "The authentication server cannot be reached; try again shortly.".into(),
+            ),
         }
     }
 
@@ -227,6 +237,9 @@ impl IntoResponse for ApiError {
             }
             ApiError::Engine(tessera::Error::Internal(e)) => {
                 tracing::error!(error = %e, "internal error");
+            }
+            ApiError::AuthServerUnavailable(why) => {
+                tracing::error!(error = %why, "the Tessera server is unavailable: failing closed");
             }
             _ => {}
         }

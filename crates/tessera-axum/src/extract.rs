@@ -5,6 +5,9 @@
 //! access-token cookie. "No credentials" and "bad credentials" are different outcomes: a
 //! [`MaybeAuthUser`] is `None` only when nothing was presented; a bad token is still a 401.
 //! Cookie credentials on unsafe methods must carry a matching `X-CSRF-Token`.
+//!
+//! The extractors work on any state a [`Verifier`] can be taken from: the embedded engine's
+//! [`TesseraState`] or, in remote mode, a `RemoteVerifier` (see [`crate::verifier`]).
 
 use std::net::SocketAddr;
 
@@ -19,6 +22,7 @@ use tessera::{Error, Principal};
 use crate::cookies::CookieKind;
 use crate::error::ApiError;
 use crate::state::TesseraState;
+use crate::verifier::Verifier;
 
 /// The header carrying the CSRF token.
 pub const CSRF_HEADER: &str = "x-csrf-token";
@@ -42,12 +46,15 @@ impl CredentialSource {
 }
 
 /// An authenticated caller. Rejects with 401 when there are no or bad credentials, and with
-/// 403 `csrf_failed` when a cookie credential comes without its CSRF token on an unsafe method.
+/// 403 `csrf_failed` when a cookie credential comes without its CSRF token on an unsafe method
+/// (and, in remote mode, with 503 `store_unavailable` when the Tessera server cannot vouch for
+/// the credential and nothing cached can).
 #[derive(Debug, Clone)]
 pub struct AuthUser {
     /// Who is calling.
     pub principal: Principal,
-    /// The session, when a session cookie authenticated the request.
+    /// The session, when a session cookie authenticated the request in embedded mode (in
+    /// remote mode the record stays on the server: `None`).
     pub session: Option<ActiveSession>,
     /// Where the credential came from.
     pub source: CredentialSource,
@@ -63,50 +70,41 @@ pub struct SessionUser(pub AuthUser);
 
 impl<S> FromRequestParts<S> for AuthUser
 where
-    TesseraState: FromRef<S>,
+    Verifier: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let state = TesseraState::from_ref(state);
-        let user = authenticate(&parts.headers, &state).await?.ok_or(Error::Unauthorized)?;
-        check_csrf(&parts.method, &parts.headers, &state, &user)?;
-        Ok(user)
+        let verifier = Verifier::from_ref(state);
+        let user = verifier.authenticate(&parts.method, &parts.headers).await?;
+        Ok(user.ok_or(Error::Unauthorized)?)
     }
 }
 
 impl<S> FromRequestParts<S> for MaybeAuthUser
 where
-    TesseraState: FromRef<S>,
+    Verifier: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let state = TesseraState::from_ref(state);
-        let user = authenticate(&parts.headers, &state).await?;
-        if let Some(user) = &user {
-            check_csrf(&parts.method, &parts.headers, &state, user)?;
-        }
-        Ok(MaybeAuthUser(user))
+        let verifier = Verifier::from_ref(state);
+        Ok(MaybeAuthUser(verifier.authenticate(&parts.method, &parts.headers).await?))
     }
 }
 
 impl<S> FromRequestParts<S> for SessionUser
 where
-    TesseraState: FromRef<S>,
+    Verifier: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let state = TesseraState::from_ref(state);
-        let cookie =
-            CookieKind::Session.get(&state.http, &parts.headers).ok_or(Error::Unauthorized)?;
-        let user = session_user(&state, cookie).await?;
-        check_csrf(&parts.method, &parts.headers, &state, &user)?;
-        Ok(SessionUser(user))
+        let verifier = Verifier::from_ref(state);
+        Ok(SessionUser(verifier.authenticate_session(&parts.method, &parts.headers).await?))
     }
 }
 
@@ -115,19 +113,13 @@ pub async fn authenticate(
     headers: &HeaderMap,
     state: &TesseraState,
 ) -> Result<Option<AuthUser>, ApiError> {
-    if let Some(value) = headers.get(header::AUTHORIZATION) {
-        let value =
-            value.to_str().map_err(|_| Error::TokenInvalid("unreadable Authorization header"))?;
-        if let Some((scheme, token)) = value.trim().split_once(' ')
-            && scheme.eq_ignore_ascii_case("bearer")
-        {
-            let principal = state.auth.authenticate_token(token.trim()).await?;
-            return Ok(Some(AuthUser {
-                principal,
-                session: None,
-                source: CredentialSource::BearerHeader,
-            }));
-        }
+    if let Some(token) = bearer_token(headers)? {
+        let principal = state.auth.authenticate_token(token).await?;
+        return Ok(Some(AuthUser {
+            principal,
+            session: None,
+            source: CredentialSource::BearerHeader,
+        }));
     }
     if let Some(cookie) = CookieKind::Session.get(&state.http, headers) {
         return session_user(state, cookie).await.map(Some);
@@ -143,7 +135,20 @@ pub async fn authenticate(
     Ok(None)
 }
 
-async fn session_user(state: &TesseraState, cookie: &str) -> Result<AuthUser, ApiError> {
+/// The token of an `Authorization: Bearer` header; `None` without one (or with another
+/// scheme), an error if the header is not readable.
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
+    let value =
+        value.to_str().map_err(|_| Error::TokenInvalid("unreadable Authorization header"))?;
+    Ok(value
+        .trim()
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim()))
+}
+
+pub(crate) async fn session_user(state: &TesseraState, cookie: &str) -> Result<AuthUser, ApiError> {
     let secret = SecretString::from(cookie.to_owned());
     let (principal, session) = state.auth.authenticate_session(&secret).await?;
     Ok(AuthUser { principal, session: Some(session), source: CredentialSource::SessionCookie })
@@ -174,15 +179,24 @@ pub fn check_csrf_token(
     state: &TesseraState,
     sid: &str,
 ) -> Result<(), ApiError> {
-    let presented = headers
-        .get(CSRF_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .ok_or(ApiError::CsrfFailed("the X-CSRF-Token header is missing"))?;
-    if state.auth.csrf().verify(sid, presented.trim()) {
+    if state.auth.csrf().verify(sid, presented_csrf_token(headers)?) {
         Ok(())
     } else {
-        Err(ApiError::CsrfFailed("the X-CSRF-Token header does not match this login"))
+        Err(CSRF_MISMATCH)
     }
+}
+
+/// The refusal of a CSRF token that is not the login's.
+pub(crate) const CSRF_MISMATCH: ApiError =
+    ApiError::CsrfFailed("the X-CSRF-Token header does not match this login");
+
+/// The `X-CSRF-Token` header's value; 403 `csrf_failed` without one.
+pub(crate) fn presented_csrf_token(headers: &HeaderMap) -> Result<&str, ApiError> {
+    headers
+        .get(CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .ok_or(ApiError::CsrfFailed("the X-CSRF-Token header is missing"))
 }
 
 /// Where a request comes from: its IP and user agent, as recorded with a login.

@@ -6,7 +6,10 @@
 //!   own [`axum::Router`];
 //! - extractors for your own handlers: [`AuthUser`] (401 without valid credentials, CSRF
 //!   enforced for cookie credentials on unsafe methods), [`MaybeAuthUser`], [`SessionUser`];
-//! - [`ApiError`]: RFC 9457 problem responses with stable codes.
+//! - [`ApiError`]: RFC 9457 problem responses with stable codes;
+//! - remote mode (feature `remote`, module `remote`): the same extractors for an application
+//!   that trusts a Tessera server running elsewhere (JWKS for tokens, `/v1/verify` for
+//!   cookies) instead of embedding the engine; see [`Verifier`].
 //!
 //! ```no_run
 //! use axum::{Router, routing::get};
@@ -38,10 +41,14 @@ pub mod cookies;
 pub mod error;
 pub mod extract;
 pub mod layers;
+#[cfg(feature = "remote")]
+pub mod remote;
 pub mod routes;
 pub mod state;
+pub mod verifier;
 
 pub use error::ApiError;
 pub use extract::{AuthUser, Client, CredentialSource, MaybeAuthUser, SessionUser};
 pub use routes::api_router;
 pub use state::{HttpSettings, TesseraState};
+pub use verifier::Verifier;

@@ -1,7 +1,12 @@
 //! tessera-axum embedded in an application of its own (one test binary): the API router merged
-//! next to the application's routes, and the extractors guarding those routes, over real HTTP.
+//! next to the application's routes, and the extractors guarding those routes, over real HTTP;
+//! and (feature `remote`) the same extractors in an application that trusts a server elsewhere.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers fail loudly
+
+/// Remote mode: an application trusting a Tessera server elsewhere.
+#[cfg(feature = "remote")]
+mod remote;
 
 use std::net::SocketAddr;
 

@@ -40,6 +40,27 @@ pub fn api_router(state: TesseraState) -> Router {
     api.merge(forward_auth).with_state(state)
 }
 
+/// The headers of `GET /v1/verify` (API.md "Use from other services"), for proxy
+/// configurations and for remote mode.
+pub mod verify_headers {
+    /// Answer: the user's id.
+    pub const USER_ID: &str = "x-auth-user-id";
+    /// Answer: the user's username.
+    pub const USERNAME: &str = "x-auth-username";
+    /// Answer: `session` or `token`.
+    pub const METHOD: &str = "x-auth-method";
+    /// Answer: the session's public handle or the token's `sid`.
+    pub const SESSION_ID: &str = "x-auth-session-id";
+    /// Answer: when the credential stops working unless renewed, in seconds since the epoch.
+    pub const EXPIRES_AT: &str = "x-auth-expires-at";
+    /// Request: `1` asks for [`CSRF_TOKEN`] in the answer (remote mode does, to apply the
+    /// CSRF rule to the application's own unsafe requests).
+    pub const WANT_CSRF: &str = "x-tessera-want-csrf";
+    /// Answer, when asked for with [`WANT_CSRF`] and the credential is a cookie: the CSRF
+    /// token that goes with it (what `POST /v1/session` returned as `csrf_token`).
+    pub const CSRF_TOKEN: &str = "x-auth-csrf-token";
+}
+
 fn body_limit() -> DefaultBodyLimit {
     DefaultBodyLimit::max(MAX_BODY_BYTES)
 }

@@ -1,7 +1,9 @@
 //! `GET /v1/verify`: forward authentication for reverse proxies (nginx `auth_request`, Traefik
 //! `forwardAuth`, Caddy `forward_auth`).
 //!
-//! 200 with `X-Auth-User-Id`, `X-Auth-Username`, `X-Auth-Method` when the forwarded request
+//! 200 with `X-Auth-User-Id`, `X-Auth-Username`, `X-Auth-Method` (and `X-Auth-Session-Id`,
+//! `X-Auth-Expires-At`; `X-Auth-CSRF-Token` for a cookie credential when the request asks for
+//! it with `X-Tessera-Want-Csrf: 1`, as remote mode does) when the forwarded request
 //! carries a valid session cookie or token; 401 otherwise, or a redirect to the login page for a
 //! browser (`Accept: text/html`) when `?rd=` names an allowed place to come back to.
 //!
@@ -17,6 +19,9 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use serde::{Deserialize, Serialize};
 
+use super::verify_headers::{
+    CSRF_TOKEN, EXPIRES_AT, METHOD, SESSION_ID, USER_ID, USERNAME, WANT_CSRF,
+};
 use crate::error::ApiError;
 use crate::extract::{AuthUser, authenticate, is_unsafe};
 use crate::state::{TesseraState, normalize_origin};
@@ -42,12 +47,17 @@ pub(super) async fn verify(
     if let Err(e) = check_forwarded_origin(&state, &headers, &user) {
         return e.into_response();
     }
+    // Remote mode asks for the CSRF token of a cookie credential, to check the application's
+    // own unsafe requests; a proxy that does not ask never gets it.
+    let csrf = (user.source.is_cookie() && header_str(&headers, WANT_CSRF) == Some("1"))
+        .then(|| state.auth.csrf().token_for(&user.principal.sid));
     let p = user.principal;
     let identity = [
-        ("x-auth-user-id", p.user_id.clone()),
-        ("x-auth-username", p.username.clone()),
-        ("x-auth-method", p.method.as_str().to_owned()),
-        ("x-auth-session-id", p.sid.clone()),
+        (USER_ID, p.user_id.clone()),
+        (USERNAME, p.username.clone()),
+        (METHOD, p.method.as_str().to_owned()),
+        (SESSION_ID, p.sid.clone()),
+        (EXPIRES_AT, p.expires_at.unix_seconds().to_string()),
     ];
     let mut response = Json(VerifiedBody {
         id: p.user_id,
@@ -60,6 +70,11 @@ pub(super) async fn verify(
         if let Ok(value) = HeaderValue::from_str(&value) {
             response.headers_mut().insert(HeaderName::from_static(name), value);
         }
+    }
+    if let Some(Ok(mut csrf)) = csrf.map(|token| HeaderValue::from_str(&token)) {
+        csrf.set_sensitive(true);
+        // (`Cache-Control: no-store` comes with every API response.)
+        response.headers_mut().insert(HeaderName::from_static(CSRF_TOKEN), csrf);
     }
     response
 }

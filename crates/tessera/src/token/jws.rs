@@ -11,8 +11,6 @@ use base64::Engine as _;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer};
 
-use std::sync::Arc;
-
 use super::keys::{KeySet, SigningKey, VerifyingKey};
 use crate::crypto::B64URL;
 use crate::error::Error;
@@ -55,9 +53,9 @@ pub(crate) fn is_json_object(json: &[u8]) -> bool {
 }
 
 /// A token whose form and header passed, its signature not yet checked.
-pub(crate) struct Signed<'a> {
+pub(crate) struct Signed<'a, 'k> {
     /// The key the header names, bound to the header's `alg`.
-    pub(crate) key: &'a Arc<VerifyingKey>,
+    pub(crate) key: &'k VerifyingKey,
     /// `header.payload`, what the signature covers.
     pub(crate) signing_input: &'a [u8],
     /// The decoded signature.
@@ -65,7 +63,7 @@ pub(crate) struct Signed<'a> {
     payload_b64: &'a str,
 }
 
-impl Signed<'_> {
+impl Signed<'_, '_> {
     /// The decoded payload (call only once the signature is verified).
     pub(crate) fn payload(&self) -> Result<Vec<u8>, Error> {
         B64URL.decode(self.payload_b64).map_err(|_| Error::TokenInvalid("bad payload"))
@@ -74,7 +72,17 @@ impl Signed<'_> {
 
 /// Checks the token's form, header and signature against `keys`; returns the decoded payload.
 pub(crate) fn verify(token: &str, keys: &KeySet) -> Result<Vec<u8>, Error> {
-    let signed = parse(token, keys)?;
+    verify_with(token, |kid| keys.verifying(kid).map(|key| &**key))
+}
+
+/// [`verify`] against whatever keys `key_for` finds by `kid` (a [`KeySet`], or public keys
+/// fetched from a JWKS). `key_for` is not called when the token fails before its header names
+/// a `kid`.
+pub(crate) fn verify_with<'k>(
+    token: &str,
+    key_for: impl FnOnce(&str) -> Option<&'k VerifyingKey>,
+) -> Result<Vec<u8>, Error> {
+    let signed = parse_with(token, key_for)?;
     if !signed.key.verify(signed.signing_input, &signed.signature) {
         return Err(Error::TokenInvalid("bad signature"));
     }
@@ -82,7 +90,15 @@ pub(crate) fn verify(token: &str, keys: &KeySet) -> Result<Vec<u8>, Error> {
 }
 
 /// Checks the token's form and header against `keys`, leaving the signature to the caller.
-pub(crate) fn parse<'a>(token: &'a str, keys: &'a KeySet) -> Result<Signed<'a>, Error> {
+pub(crate) fn parse<'a, 'k>(token: &'a str, keys: &'k KeySet) -> Result<Signed<'a, 'k>, Error> {
+    parse_with(token, |kid| keys.verifying(kid).map(|key| &**key))
+}
+
+/// [`parse`] against whatever keys `key_for` finds by `kid`.
+fn parse_with<'a, 'k>(
+    token: &'a str,
+    key_for: impl FnOnce(&str) -> Option<&'k VerifyingKey>,
+) -> Result<Signed<'a, 'k>, Error> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(Error::TokenInvalid("token larger than 8 KiB"));
     }
@@ -107,7 +123,7 @@ pub(crate) fn parse<'a>(token: &'a str, keys: &'a KeySet) -> Result<Signed<'a>, 
     let key = header
         .kid
         .as_deref()
-        .and_then(|kid| keys.verifying(kid))
+        .and_then(key_for)
         .ok_or(Error::TokenInvalid("unknown signing key"))?;
     // Each key is bound to one algorithm; the header must name exactly that one.
     if header.alg != key.alg().name() {

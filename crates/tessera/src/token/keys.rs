@@ -142,6 +142,14 @@ impl VerifyingKey {
             Verifier::Hmac(key) => ct_eq(&key.sign(message), signature),
         }
     }
+
+    /// A key that only verifies: a public key published elsewhere (a JWKS, see
+    /// [`jwk`](super::jwk)) under the `kid` it was published with. It never signs, so it has
+    /// no JWS header and republishes no JWK.
+    pub(crate) fn from_public(kid: String, alg: Algorithm, key: ParsedPublicKey) -> Self {
+        let verifier = Verifier::Public(key);
+        VerifyingKey { kid, alg, verifier, jwk: None, header_b64: String::new() }
+    }
 }
 
 /// A private key that signs tokens.

@@ -1,10 +1,11 @@
-//! Token authentication: signing keys and the JWKS ([`keys`]), the JWS compact format
-//! ([`jws`]), access tokens ([`access`]) with batched Ed25519 checks ([`batch`]), rotating
-//! refresh-token families ([`refresh`]) and the set of revoked `sid`s that makes revocation
-//! instant ([`revocation`]).
+//! Token authentication: signing keys and the JWKS ([`keys`]), public keys read back from a
+//! JWKS ([`jwk`]), the JWS compact format ([`jws`]), access tokens ([`access`]) with batched
+//! Ed25519 checks ([`batch`]), rotating refresh-token families ([`refresh`]) and the set of
+//! revoked `sid`s that makes revocation instant ([`revocation`]).
 
 pub mod access;
 pub mod batch;
+pub mod jwk;
 pub mod jws;
 pub mod keys;
 pub mod refresh;
@@ -12,6 +13,7 @@ pub mod revocation;
 
 pub use access::{AccessClaims, AccessTokens, IssuedAccessToken};
 pub use batch::{BatchStats, SignatureBatcher};
+pub use jwk::{ClaimRules, JwkError, JwkSet, JwkVerifyError};
 pub use keys::{Algorithm, KeySet, SigningKey, VerifyingKey};
 pub use refresh::{IssuedRefreshToken, RefreshOutcome, RefreshTokens};
 pub use revocation::RevocationSet;
