@@ -1,5 +1,5 @@
-//! Extractors: who is calling ([`AuthUser`], [`MaybeAuthUser`], [`SessionUser`]) and from where
-//! ([`Client`]).
+//! Extractors: who is calling ([`AuthUser`], [`MaybeAuthUser`], [`SessionUser`],
+//! [`TokenUser`]) and from where ([`Client`]).
 //!
 //! Credentials are looked for in this order: `Authorization: Bearer`, the session cookie, the
 //! access-token cookie. "No credentials" and "bad credentials" are different outcomes: a
@@ -20,6 +20,7 @@ use tessera::store::ClientInfo;
 use tessera::{Error, Principal};
 
 use crate::cookies::CookieKind;
+use crate::csrf::Authenticated;
 use crate::error::ApiError;
 use crate::state::TesseraState;
 use crate::verifier::Verifier;
@@ -68,6 +69,11 @@ pub struct MaybeAuthUser(pub Option<AuthUser>);
 #[derive(Debug, Clone)]
 pub struct SessionUser(pub AuthUser);
 
+/// A caller authenticated by an access token specifically: the `Authorization: Bearer` header,
+/// else the access-token cookie (a session cookie is ignored).
+#[derive(Debug, Clone)]
+pub struct TokenUser(pub AuthUser);
+
 impl<S> FromRequestParts<S> for AuthUser
 where
     Verifier: FromRef<S>,
@@ -76,9 +82,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let verifier = Verifier::from_ref(state);
-        let user = verifier.authenticate(&parts.method, &parts.headers).await?;
-        Ok(user.ok_or(Error::Unauthorized)?)
+        Ok(MaybeAuthUser::from_request_parts(parts, state).await?.0.ok_or(Error::Unauthorized)?)
     }
 }
 
@@ -90,6 +94,10 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        // A `CsrfLayer` above has done the work already.
+        if let Some(Authenticated(user)) = parts.extensions.get::<Authenticated>() {
+            return Ok(MaybeAuthUser(user.clone()));
+        }
         let verifier = Verifier::from_ref(state);
         Ok(MaybeAuthUser(verifier.authenticate(&parts.method, &parts.headers).await?))
     }
@@ -103,8 +111,31 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        if let Some(Authenticated(Some(user))) = parts.extensions.get::<Authenticated>()
+            && user.source == CredentialSource::SessionCookie
+        {
+            return Ok(SessionUser(user.clone()));
+        }
         let verifier = Verifier::from_ref(state);
         Ok(SessionUser(verifier.authenticate_session(&parts.method, &parts.headers).await?))
+    }
+}
+
+impl<S> FromRequestParts<S> for TokenUser
+where
+    Verifier: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        if let Some(Authenticated(Some(user))) = parts.extensions.get::<Authenticated>()
+            && user.source != CredentialSource::SessionCookie
+        {
+            return Ok(TokenUser(user.clone()));
+        }
+        let verifier = Verifier::from_ref(state);
+        Ok(TokenUser(verifier.authenticate_token(&parts.method, &parts.headers).await?))
     }
 }
 
@@ -121,18 +152,30 @@ pub async fn authenticate(
             source: CredentialSource::BearerHeader,
         }));
     }
+    cookie_user(headers, state).await
+}
+
+/// Authenticates the request's cookie credential: the session cookie, else the access-token
+/// cookie; `Ok(None)` without either. (The CSRF rule is the caller's.)
+pub async fn cookie_user(
+    headers: &HeaderMap,
+    state: &TesseraState,
+) -> Result<Option<AuthUser>, ApiError> {
     if let Some(cookie) = CookieKind::Session.get(&state.http, headers) {
         return session_user(state, cookie).await.map(Some);
     }
     if let Some(token) = CookieKind::Access.get(&state.http, headers) {
-        let principal = state.auth.authenticate_token(token).await?;
-        return Ok(Some(AuthUser {
-            principal,
-            session: None,
-            source: CredentialSource::AccessCookie,
-        }));
+        return access_cookie_user(state, token).await.map(Some);
     }
     Ok(None)
+}
+
+pub(crate) async fn access_cookie_user(
+    state: &TesseraState,
+    token: &str,
+) -> Result<AuthUser, ApiError> {
+    let principal = state.auth.authenticate_token(token).await?;
+    Ok(AuthUser { principal, session: None, source: CredentialSource::AccessCookie })
 }
 
 /// The token of an `Authorization: Bearer` header; `None` without one (or with another

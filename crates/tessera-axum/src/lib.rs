@@ -38,6 +38,7 @@
 pub mod body;
 pub mod client_ip;
 pub mod cookies;
+pub mod csrf;
 pub mod error;
 pub mod extract;
 pub mod layers;
@@ -47,8 +48,9 @@ pub mod routes;
 pub mod state;
 pub mod verifier;
 
+pub use csrf::{CSRF_FORM_FIELD, CsrfLayer, CsrfToken};
 pub use error::ApiError;
-pub use extract::{AuthUser, Client, CredentialSource, MaybeAuthUser, SessionUser};
+pub use extract::{AuthUser, Client, CredentialSource, MaybeAuthUser, SessionUser, TokenUser};
 pub use routes::api_router;
 pub use state::{HttpSettings, TesseraState};
 pub use verifier::Verifier;

@@ -16,7 +16,10 @@ use tessera::Error;
 
 use crate::cookies::CookieKind;
 use crate::error::ApiError;
-use crate::extract::{AuthUser, authenticate, check_csrf, session_user};
+use crate::extract::{
+    AuthUser, CredentialSource, access_cookie_user, authenticate, bearer_token, check_csrf,
+    session_user,
+};
 use crate::state::TesseraState;
 
 /// Where the extractors send credentials to be checked.
@@ -69,6 +72,33 @@ impl Verifier {
             }
             #[cfg(feature = "remote")]
             Verifier::Remote(remote) => remote.authenticate_session(method, headers).await,
+        }
+    }
+}
+
+impl Verifier {
+    /// Authenticates an access token alone (the bearer header, else the access-token cookie;
+    /// a session cookie is ignored), with the CSRF rule for the cookie; 401 without one.
+    pub async fn authenticate_token(
+        &self,
+        method: &Method,
+        headers: &HeaderMap,
+    ) -> Result<AuthUser, ApiError> {
+        match self {
+            Verifier::Embedded(state) => {
+                if let Some(token) = bearer_token(headers)? {
+                    let principal = state.auth.authenticate_token(token).await?;
+                    let source = CredentialSource::BearerHeader;
+                    return Ok(AuthUser { principal, session: None, source });
+                }
+                let token =
+                    CookieKind::Access.get(&state.http, headers).ok_or(Error::Unauthorized)?;
+                let user = access_cookie_user(state, token).await?;
+                check_csrf(method, headers, state, &user)?;
+                Ok(user)
+            }
+            #[cfg(feature = "remote")]
+            Verifier::Remote(remote) => remote.authenticate_token(method, headers).await,
         }
     }
 }

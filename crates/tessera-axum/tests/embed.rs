@@ -17,7 +17,10 @@ use serde_json::{Value, json};
 use tessera::password::Argon2Params;
 use tessera::store::Stores;
 use tessera::{Authenticator, Settings};
-use tessera_axum::{AuthUser, HttpSettings, MaybeAuthUser, TesseraState, api_router};
+use tessera_axum::{
+    AuthUser, CsrfLayer, CsrfToken, HttpSettings, MaybeAuthUser, SessionUser, TesseraState,
+    TokenUser, api_router,
+};
 
 async fn whoami(user: MaybeAuthUser) -> String {
     match user.0 {
@@ -28,6 +31,28 @@ async fn whoami(user: MaybeAuthUser) -> String {
 
 async fn transfer(user: AuthUser) -> String {
     format!("transfer by {}", user.principal.username)
+}
+
+async fn token_only(user: TokenUser) -> String {
+    format!("{} via {:?}", user.0.principal.username, user.0.source)
+}
+
+async fn form_page(user: SessionUser, csrf: CsrfToken) -> String {
+    format!("{}|{}", user.0.principal.username, csrf.0)
+}
+
+#[derive(serde::Deserialize)]
+struct Note {
+    text: String,
+}
+
+/// No extractor at all: only the layer stands between a forged form and this handler.
+async fn form_post(axum::Form(note): axum::Form<Note>) -> String {
+    format!("posted {}", note.text)
+}
+
+async fn form_post_as(user: SessionUser, axum::Form(note): axum::Form<Note>) -> String {
+    format!("{} posted {}", user.0.principal.username, note.text)
 }
 
 struct App {
@@ -49,9 +74,15 @@ async fn spawn_app_on(stores: Stores) -> App {
     let http =
         HttpSettings { cookie_secure: false, ..HttpSettings::new(&format!("http://{addr}")) };
     let state = TesseraState::new(auth, http);
+    let forms = Router::new()
+        .route("/form", get(form_page).post(form_post))
+        .route("/form/as", post(form_post_as))
+        .layer(CsrfLayer::new(state.clone()));
     let app = Router::new()
         .route("/whoami", get(whoami))
         .route("/transfer", post(transfer))
+        .route("/token-only", get(token_only))
+        .merge(forms)
         .with_state(state.clone())
         .merge(api_router(state));
     tokio::spawn(async move {
@@ -399,4 +430,94 @@ async fn a_store_that_is_down_fails_closed_with_503() {
         .await
         .unwrap();
     assert_eq!(me.text().await.unwrap(), "alice via session", "back once the store is");
+}
+
+/// Logs alice in with a session; returns the `Cookie` header value and the CSRF token.
+async fn session_login(app: &App) -> (String, String) {
+    app.post_json("/v1/users", CREDS()).await;
+    let login = app.post_json("/v1/session", CREDS()).await;
+    let cookie =
+        login.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let body: Value = login.json().await.unwrap();
+    (cookie, body["csrf_token"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn the_csrf_layer_takes_the_token_from_a_form_field_or_the_header() {
+    let app = spawn_app().await;
+    let (cookie, csrf) = session_login(&app).await;
+    let url = format!("{}/form", app.base);
+
+    // The page renders the token the session login returned.
+    let page = app.client.get(&url).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(page.text().await.unwrap(), format!("alice|{csrf}"));
+
+    let post = async |form: Vec<(&'static str, String)>, path: &'static str| {
+        let request = app.client.post(format!("{}{path}", app.base)).header("cookie", &cookie);
+        request.form(&form).send().await.unwrap()
+    };
+    let ok = post(vec![("text", "hi".into()), ("csrf_token", csrf.clone())], "/form").await;
+    assert_eq!(ok.text().await.unwrap(), "posted hi", "the form body reaches the handler");
+    let ok = post(vec![("csrf_token", csrf.clone()), ("text", "yo".into())], "/form/as").await;
+    assert_eq!(ok.text().await.unwrap(), "alice posted yo");
+
+    for forged in
+        [vec![("text", "x".to_owned())], vec![("text", "x".into()), ("csrf_token", "no".into())]]
+    {
+        let refused = post(forged, "/form").await;
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        assert_eq!(refused.json::<Value>().await.unwrap()["code"], "csrf_failed");
+    }
+    // The header works too, for scripts.
+    let header = app
+        .client
+        .post(&url)
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .form(&[("text", "h")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header.text().await.unwrap(), "posted h");
+    // No credential at all: the handler decides (this one needs none).
+    let anonymous = app.client.post(&url).form(&[("text", "a")]).send().await.unwrap();
+    assert_eq!(anonymous.text().await.unwrap(), "posted a");
+    // A bad cookie is a 401, not anonymous.
+    let bad = app
+        .client
+        .post(&url)
+        .header("cookie", "tessera_session=forged")
+        .form(&[("text", "b")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::UNAUTHORIZED);
+    // A form too large to look into is refused, not passed on unchecked.
+    let huge = "a".repeat(tessera_axum::csrf::MAX_FORM_BYTES + 1);
+    let too_large = post(vec![("text", huge)], "/form").await;
+    assert_eq!(too_large.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn csrf_token_and_token_user_need_the_right_credential() {
+    let app = spawn_app().await;
+    let (cookie, _) = session_login(&app).await;
+    let form = format!("{}/form", app.base);
+    let token_only = format!("{}/token-only", app.base);
+
+    let anonymous = app.client.get(&form).send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    assert!(anonymous.headers().contains_key("www-authenticate"));
+
+    // TokenUser ignores the session cookie...
+    let session = app.client.get(&token_only).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(session.status(), StatusCode::UNAUTHORIZED);
+    // ...and takes a bearer token.
+    let tokens: Value = app.post_json("/v1/token", CREDS()).await.json().await.unwrap();
+    let bearer = tokens["access_token"].as_str().unwrap();
+    let ok = app.client.get(&token_only).bearer_auth(bearer).send().await.unwrap();
+    assert_eq!(ok.text().await.unwrap(), "alice via BearerHeader");
+    // A bearer token has no CSRF token to render.
+    let no_csrf = app.client.get(&form).bearer_auth(bearer).send().await.unwrap();
+    assert_eq!(no_csrf.status(), StatusCode::UNAUTHORIZED);
 }

@@ -202,6 +202,37 @@ impl RemoteVerifier {
         Ok(None)
     }
 
+    /// Authenticates an access token alone (the bearer header, else the access-token cookie;
+    /// a session cookie is ignored), with the CSRF rule for the cookie; 401 without one.
+    pub async fn authenticate_token(
+        &self,
+        method: &Method,
+        headers: &HeaderMap,
+    ) -> Result<AuthUser, ApiError> {
+        if let Some(token) = bearer_token(headers)? {
+            return self.token_user(token, CredentialSource::BearerHeader, method, headers).await;
+        }
+        let token =
+            CookieKind::Access.get(&self.inner.cookies, headers).ok_or(Error::Unauthorized)?;
+        self.token_user(token, CredentialSource::AccessCookie, method, headers).await
+    }
+
+    /// The CSRF token of the cookie credential `headers` carry (session cookie first), from
+    /// the server's (cached) answer; 401 without a cookie credential.
+    pub async fn csrf_token(&self, headers: &HeaderMap) -> Result<SecretString, ApiError> {
+        let inner = &self.inner;
+        let credential = if let Some(cookie) = CookieKind::Session.get(&inner.cookies, headers) {
+            Credential::SessionCookie(cookie)
+        } else if let Some(token) = CookieKind::Access.get(&inner.cookies, headers) {
+            inner.keys.verify(&inner.upstream, token).await?;
+            Credential::AccessCookie(token)
+        } else {
+            return Err(Error::Unauthorized.into());
+        };
+        let answer = inner.answers.ask(&inner.upstream, credential).await?;
+        answer.csrf.clone().ok_or(CSRF_MISMATCH)
+    }
+
     /// Authenticates the session cookie alone, with the CSRF rule; 401 without one.
     pub async fn authenticate_session(
         &self,
