@@ -1,4 +1,4 @@
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 //! # tessera-axum: Tessera's HTTP API for axum
 //!
 //! - [`api_router`]: every endpoint of Tessera's HTTP contract (register, session login and
