@@ -13,7 +13,8 @@ pub enum CookieKind {
     Session,
     /// A cookie-delivered access token (`Path=/`, `SameSite=Strict`).
     Access,
-    /// A cookie-delivered refresh token (`Path=/v1/token`, `SameSite=Strict`).
+    /// A cookie-delivered refresh token (`Path=/v1/token` below the API prefix,
+    /// `SameSite=Strict`).
     Refresh,
 }
 
@@ -31,10 +32,10 @@ impl CookieKind {
         }
     }
 
-    fn path(self) -> &'static str {
+    fn path(self, settings: &HttpSettings) -> String {
         match self {
-            CookieKind::Refresh => "/v1/token",
-            _ => "/",
+            CookieKind::Refresh => format!("{}/v1/token", settings.api_prefix()),
+            _ => "/".to_owned(),
         }
     }
 
@@ -60,7 +61,7 @@ impl CookieKind {
         let cookie = format!(
             "{}={value}; Path={}; HttpOnly{secure}; SameSite={}; Max-Age={max_age_secs}",
             self.name(settings),
-            self.path(),
+            self.path(settings),
             self.same_site(),
         );
         // Values are base64url or JWTs; anything else is a bug, and an empty cookie is safe.

@@ -3,7 +3,7 @@
 //! A browser sends cookies by itself, so a request that a cookie authenticates and that changes
 //! something (POST, PUT, PATCH, DELETE) must also prove that the page which sent it came from
 //! this site: it carries the login's CSRF token, which another site cannot read (API.md). The
-//! extractors ([`AuthUser`](crate::AuthUser) and friends) already enforce that rule on the
+//! extractors ([`AuthUser`] and friends) already enforce that rule on the
 //! `X-CSRF-Token` header. This module adds the two things server-rendered applications need:
 //!
 //! - [`CsrfToken`], an extractor giving the token of the request's cookie credential, to

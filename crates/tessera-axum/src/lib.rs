@@ -1,4 +1,4 @@
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 //! # tessera-axum: Tessera's HTTP API for axum
 //!
 //! - [`api_router`]: every endpoint of Tessera's HTTP contract (register, session login and
@@ -49,6 +49,11 @@ pub mod state;
 pub mod verifier;
 
 pub use csrf::{CSRF_FORM_FIELD, CsrfLayer, CsrfToken};
+/// The README's examples, compiled as doctests so they cannot drift from the API.
+#[cfg(all(doctest, feature = "remote"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 pub use error::ApiError;
 pub use extract::{AuthUser, Client, CredentialSource, MaybeAuthUser, SessionUser, TokenUser};
 pub use routes::api_router;

@@ -19,6 +19,11 @@ pub struct HttpSettings {
     pub allowed_origins: Vec<String>,
     /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` headers name the client.
     pub trusted_proxies: TrustedProxies,
+    /// Where [`api_router`](crate::api_router) mounts the API in your application: empty (the
+    /// default) for API.md's paths at the root (`/v1/session`, …), or a prefix such as `/auth`
+    /// (`/auth/v1/session`, …; the refresh cookie's path follows). A missing leading `/` is
+    /// added and a trailing one dropped.
+    pub api_prefix: String,
 }
 
 impl HttpSettings {
@@ -29,7 +34,15 @@ impl HttpSettings {
             public_origin: normalize_origin(public_url).unwrap_or_default(),
             allowed_origins: Vec::new(),
             trusted_proxies: TrustedProxies::default(),
+            api_prefix: String::new(),
         }
+    }
+
+    /// [`api_prefix`](Self::api_prefix), normalised: empty, or `/` followed by segments
+    /// without a trailing `/`.
+    pub fn api_prefix(&self) -> String {
+        let trimmed = self.api_prefix.trim().trim_matches('/');
+        if trimmed.is_empty() { String::new() } else { format!("/{trimmed}") }
     }
 
     /// Whether an `Origin` header value may send unsafe requests: the server's own origin

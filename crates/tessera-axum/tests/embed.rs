@@ -521,3 +521,45 @@ async fn csrf_token_and_token_user_need_the_right_credential() {
     let no_csrf = app.client.get(&form).bearer_auth(bearer).send().await.unwrap();
     assert_eq!(no_csrf.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn the_api_can_be_mounted_under_a_prefix() {
+    let mut settings = Settings::new();
+    settings.password.params = Argon2Params { memory_kib: 64, iterations: 1, parallelism: 1 };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let auth = Authenticator::builder(settings, Stores::memory()).build().await.unwrap();
+    let http = HttpSettings {
+        cookie_secure: false,
+        api_prefix: "auth/".into(), // normalised to /auth
+        ..HttpSettings::new(&base)
+    };
+    let state = TesseraState::new(auth, http);
+    let app = Router::new()
+        .route("/whoami", get(whoami))
+        .with_state(state.clone())
+        .merge(api_router(state));
+    tokio::spawn(async move {
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .await
+            .unwrap();
+    });
+    let client = reqwest::Client::new();
+    let post = async |path: &str| {
+        client.post(format!("{base}{path}")).json(&CREDS()).send().await.unwrap()
+    };
+    assert_eq!(post("/auth/v1/users").await.status(), StatusCode::CREATED);
+    assert_eq!(post("/v1/users").await.status(), StatusCode::NOT_FOUND, "not at the root");
+    let tokens: Value = post("/auth/v1/token").await.json().await.unwrap();
+    let bearer = tokens["access_token"].as_str().unwrap();
+    let me = client.get(format!("{base}/whoami")).bearer_auth(bearer).send().await.unwrap();
+    assert_eq!(me.text().await.unwrap(), "alice via token");
+    // The refresh cookie is confined to the token paths under the prefix.
+    let cookies = post("/auth/v1/token?delivery=cookie").await;
+    let set_cookies: Vec<_> =
+        cookies.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap()).collect();
+    let refresh = set_cookies.iter().find(|c| c.starts_with("tessera_refresh=")).unwrap();
+    assert!(refresh.contains("Path=/auth/v1/token;"), "{refresh}");
+    let jwks = client.get(format!("{base}/auth/.well-known/jwks.json")).send().await.unwrap();
+    assert_eq!(jwks.status(), StatusCode::OK);
+}

@@ -1,6 +1,7 @@
 //! [`Authenticator`]: the one entry point that ties users, passwords, sessions, tokens,
 //! throttling and revocation together. Every HTTP route is a thin call into one of its methods.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -95,10 +96,21 @@ pub struct AuthenticatorBuilder {
     stores: Stores,
     keys: Option<KeySet>,
     secret: Option<ServerSecret>,
+    data_dir: Option<PathBuf>,
     clock: Arc<dyn Clock>,
 }
 
 impl AuthenticatorBuilder {
+    /// Keeps the signing keys (`keys/`, Ed25519) and the server secret (`secret.key`) in
+    /// `dir`, created with owner-only permissions on the first start, so access tokens, refresh
+    /// tokens and CSRF tokens stay valid across restarts. The same layout as the server's data
+    /// directory. Without it (and without [`keys`](Self::keys) and [`secret`](Self::secret)),
+    /// both are fresh in memory and every token dies with the process.
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
     /// Signs tokens with `keys` (default: a fresh in-memory Ed25519 key).
     pub fn keys(mut self, keys: KeySet) -> Self {
         self.keys = Some(keys);
@@ -120,17 +132,26 @@ impl AuthenticatorBuilder {
 
     /// Starts the password workers and loads the revocation set from the store.
     pub async fn build(self) -> Result<Authenticator, Error> {
-        let AuthenticatorBuilder { settings, stores, keys, secret, clock } = self;
+        let AuthenticatorBuilder { settings, stores, keys, secret, data_dir, clock } = self;
         settings
             .validate()
             .map_err(|(key, message)| Error::internal(format!("{key}: {message}")))?;
-        let keys = match keys {
-            Some(keys) => keys,
-            None => KeySet::single(SigningKey::generate(Algorithm::EdDSA)?.0),
+        if let Some(dir) = &data_dir {
+            crate::fsutil::create_private_dir(dir)?;
+        }
+        let keys = match (keys, &data_dir) {
+            (Some(keys), _) => keys,
+            (None, Some(dir)) => {
+                // Retired keys verify until the last token they signed has expired.
+                let keep = settings.token.access_ttl + settings.token.leeway;
+                KeySet::load_or_create(dir, Algorithm::EdDSA, None, clock.now(), keep)?
+            }
+            (None, None) => KeySet::single(SigningKey::generate(Algorithm::EdDSA)?.0),
         };
-        let secret = match secret {
-            Some(secret) => secret,
-            None => ServerSecret::generate()?,
+        let secret = match (secret, &data_dir) {
+            (Some(secret), _) => secret,
+            (None, Some(dir)) => ServerSecret::load_or_create(&dir.join("secret.key"))?,
+            (None, None) => ServerSecret::generate()?,
         };
         let revoked = Arc::new(RevocationSet::default());
         for (sid, until) in stores.revocations.active_revocations(clock.now()).await? {
@@ -178,6 +199,7 @@ impl Authenticator {
             stores,
             keys: None,
             secret: None,
+            data_dir: None,
             clock: Arc::new(SystemClock),
         }
     }

@@ -1,4 +1,4 @@
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 //! # Tessera: session and token authentication, side by side
 //!
@@ -74,6 +74,8 @@ pub mod store;
 pub mod token;
 
 pub use authenticator::{Authenticator, AuthenticatorBuilder, LoginInfo, TokenGrant};
+/// The short name of [`Authenticator`]: `tessera::Auth::builder(settings, stores)`.
+pub type Auth = Authenticator;
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use crypto::ServerSecret;
 pub use error::Error;

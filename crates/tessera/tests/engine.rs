@@ -2022,3 +2022,72 @@ async fn a_revocation_that_could_not_be_published_reaches_the_others_by_the_peri
     tokio::time::sleep(Duration::from_secs(11)).await;
     assert!(matches!(b.authenticate_token(&grant.access.token).await, Err(Error::TokenInvalid(_))));
 }
+
+// --- Library conveniences: Stores constructors and a persistent data directory -------------
+
+/// An engine as an embedding application builds one: `Auth::builder` with a data directory.
+async fn embedded_engine(stores: tessera::store::Stores, dir: &std::path::Path) -> tessera::Auth {
+    let mut settings = Settings::new();
+    settings.password.params = Argon2Params { memory_kib: 64, iterations: 1, parallelism: 1 };
+    tessera::Auth::builder(settings, stores).data_dir(dir).build().await.unwrap()
+}
+
+/// Registers alice and logs her in both ways; returns the session cookie and access token.
+async fn alice_logged_in(auth: &tessera::Auth) -> (SecretString, String) {
+    let client = tessera::store::ClientInfo::default();
+    let password = SecretString::from("correct horse battery".to_owned());
+    auth.register("alice", &password, &client).await.unwrap();
+    let user = auth.login(AuthMethod::Session, "alice", &password, &client).await.unwrap();
+    let session = auth.start_session(&user, &client).await.unwrap();
+    let user = auth.login(AuthMethod::Token, "alice", &password, &client).await.unwrap();
+    let grant = auth.issue_tokens(&user, &client).await.unwrap();
+    (session.secret, grant.access.token)
+}
+
+#[tokio::test]
+async fn an_embedded_sqlite_engine_keeps_users_sessions_and_keys_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    let auth =
+        embedded_engine(tessera::store::Stores::sqlite(&db).await.unwrap(), dir.path()).await;
+    let (cookie, token) = alice_logged_in(&auth).await;
+    let csrf = auth.csrf().token_for("sid-1");
+    auth.flush().await.unwrap();
+    drop(auth);
+
+    let again =
+        embedded_engine(tessera::store::Stores::sqlite(&db).await.unwrap(), dir.path()).await;
+    let (principal, _) = again.authenticate_session(&cookie).await.unwrap();
+    assert_eq!(principal.username, "alice");
+    let principal = again.authenticate_token(&token).await.unwrap();
+    assert_eq!(principal.username, "alice", "the signing key was kept");
+    assert_eq!(again.csrf().token_for("sid-1"), csrf, "the server secret was kept");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("secret.key")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the secret is readable by its owner only");
+    }
+
+    // Without a data directory the keys are new each time: the old token is refused.
+    let mut settings = Settings::new();
+    settings.password.params = Argon2Params { memory_kib: 64, iterations: 1, parallelism: 1 };
+    let stores = tessera::store::Stores::sqlite(&db).await.unwrap();
+    let fresh = tessera::Auth::builder(settings, stores).build().await.unwrap();
+    assert!(fresh.authenticate_token(&token).await.is_err());
+}
+
+#[tokio::test]
+async fn stores_on_postgres_and_redis_serve_an_embedded_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let stores = tessera::store::Stores::postgres(&postgres_database().await).await.unwrap();
+    assert!(stores.feed.is_some(), "instances sharing PostgreSQL hear of each other's revocations");
+    let stores = stores
+        .with_redis(&redis_url(), redis_options(&unique_prefix(), Duration::from_secs(600)))
+        .await
+        .unwrap();
+    let auth = embedded_engine(stores, dir.path()).await;
+    let (cookie, token) = alice_logged_in(&auth).await;
+    assert_eq!(auth.authenticate_session(&cookie).await.unwrap().0.username, "alice");
+    assert_eq!(auth.authenticate_token(&token).await.unwrap().username, "alice");
+}

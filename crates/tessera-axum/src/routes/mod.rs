@@ -17,8 +17,9 @@ use crate::state::TesseraState;
 
 /// Every endpoint of API.md's Users, Session, Token and "Use from other services" sections,
 /// with the body limit, the Origin rule, CORS for the configured origins, security headers and
-/// problem+json fallbacks.
+/// problem+json fallbacks; at the root, or under [`HttpSettings::api_prefix`](crate::HttpSettings).
 pub fn api_router(state: TesseraState) -> Router {
+    let prefix = state.http.api_prefix();
     let api = Router::new()
         .route("/v1/users", post(users::register))
         .route("/v1/me", get(users::me))
@@ -37,7 +38,8 @@ pub fn api_router(state: TesseraState) -> Router {
         .route("/v1/verify", any(verify::verify))
         .layer((layers::ApiLayer::new(&state).without_origin_rule(), body_limit()));
     // One layer level per route: each axum layer level clones the routes below it per request.
-    api.merge(forward_auth).with_state(state)
+    let router = api.merge(forward_auth).with_state(state);
+    if prefix.is_empty() { router } else { Router::new().nest(&prefix, router) }
 }
 
 /// The headers of `GET /v1/verify` (API.md "Use from other services"), for proxy

@@ -439,4 +439,40 @@ impl Stores {
     pub fn memory() -> Self {
         Self::single(Arc::new(memory::MemoryStore::default()))
     }
+
+    /// Everything in one SQLite file at `path` (created if missing, WAL mode), with the
+    /// in-process session cache the server uses (100,000 sessions): the embedded default, for
+    /// an application that runs as one process.
+    #[cfg(feature = "sqlite")]
+    pub async fn sqlite(path: impl AsRef<std::path::Path>) -> Result<Self, StoreError> {
+        let store = sqlite::SqliteStore::open(path.as_ref()).await?;
+        Ok(Self::single(Arc::new(store)).with_session_cache(DEFAULT_SESSION_CACHE))
+    }
+
+    /// Everything in the PostgreSQL database at `url` (tables created if missing), with the
+    /// revocation feed over `LISTEN`/`NOTIFY`, so any number of instances can share it. No
+    /// session cache: other instances write the same sessions.
+    #[cfg(feature = "postgres")]
+    pub async fn postgres(url: &str) -> Result<Self, StoreError> {
+        let store = Arc::new(postgres::PostgresStore::connect(url).await?);
+        let feed: Arc<dyn RevocationFeed> = store.clone();
+        Ok(Stores { feed: Some(feed), ..Self::single(store) })
+    }
+
+    /// Moves sessions, throttling counters and the revocation feed to the Redis at `url`
+    /// (users, refresh families, revocations and the audit log stay where they are): what
+    /// several instances behind one load balancer share. Drops any session cache.
+    #[cfg(feature = "redis")]
+    pub async fn with_redis(
+        self,
+        url: &str,
+        options: redis::RedisOptions,
+    ) -> Result<Self, StoreError> {
+        let redis = Arc::new(redis::RedisStore::connect(url, options).await?);
+        Ok(Stores { sessions: redis.clone(), throttle: redis.clone(), feed: Some(redis), ..self })
+    }
 }
+
+/// How many sessions [`Stores::sqlite`] keeps in its in-process cache (~200 bytes each).
+#[cfg(feature = "sqlite")]
+pub const DEFAULT_SESSION_CACHE: usize = 100_000;

@@ -6,7 +6,8 @@
 //! as much per signature from n = 16 on. So a check does not run at once: it joins a queue, and
 //! the first request to find the queue empty spawns a task that yields once (every request
 //! that is ready to run gets to join), then verifies the whole queue in one go, up to
-//! [`MAX_BATCH`] at a time. Under load the batches fill by themselves; a lone request waits one
+//! [`MAX_BATCH`] at a time, yielding again between batches so that it never holds a worker
+//! thread for long. Under load the batches fill by themselves; a lone request waits one
 //! trip through the scheduler.
 //!
 //! A batch that fails says only that *some* signature in it is bad, so each is then checked
@@ -96,11 +97,7 @@ impl SignatureBatcher {
         };
         if first {
             let batcher = self.clone();
-            runtime.spawn(async move {
-                // Every request already able to run joins the batch before it is checked.
-                tokio::task::yield_now().await;
-                batcher.drain();
-            });
+            runtime.spawn(batcher.drain());
         }
         match answer.await {
             Ok(valid) => valid,
@@ -110,8 +107,11 @@ impl SignatureBatcher {
     }
 
     /// Verifies batches until the queue is empty.
-    fn drain(&self) {
+    async fn drain(self) {
         loop {
+            // Every request already able to run joins the batch before it is checked; and
+            // between batches, the other tasks of this worker get to run.
+            tokio::task::yield_now().await;
             let batch: Vec<Job> = {
                 let mut queue = self.lock();
                 let n = queue.jobs.len().min(MAX_BATCH);
