@@ -25,15 +25,13 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use tessera::Authenticator;
 use tessera_axum::body::ApiJson;
 use tessera_axum::routes::not_found;
-use tessera_axum::{ApiError, TesseraState, TokenUser, api_router};
+use tessera_axum::{ApiError, HttpSettings, TesseraState, TokenUser, api_router};
 
-/// Where Tessera's endpoints are mounted: `/auth/v1/users`, `/auth/v1/token`, ...
-///
-/// Nesting works for everything a bearer-token client uses. One thing assumes the root: the
-/// refresh cookie of `POST /v1/token?delivery=cookie` is set with `Path=/v1/token`, so an
-/// application whose browsers keep tokens in cookies should mount [`api_router`] at `/`.
+/// Where Tessera's endpoints are mounted: `/auth/v1/users`, `/auth/v1/token`, ... (see
+/// [`HttpSettings::api_prefix`]).
 pub const AUTH_PREFIX: &str = "/auth";
 
 /// The longest note, in characters.
@@ -86,10 +84,13 @@ impl FromRef<AppState> for TesseraState {
     }
 }
 
-/// The whole application: the notes API, with Tessera's API nested under [`AUTH_PREFIX`].
-/// Serve it with `into_make_service_with_connect_info::<SocketAddr>()`: the peer address is
-/// what per-IP login throttling counts by.
-pub fn app(tessera: TesseraState) -> Router {
+/// The whole application over the engine `auth`: the notes API, and Tessera's API under
+/// [`AUTH_PREFIX`]. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`: the
+/// peer address is what per-IP login throttling counts by.
+pub fn app(auth: Authenticator, mut http: HttpSettings) -> Router {
+    // `api_router` mounts the API under this prefix (and the refresh cookie's path follows).
+    http.api_prefix = AUTH_PREFIX.into();
+    let tessera = TesseraState::new(auth, http);
     let state = AppState { tessera: tessera.clone(), notes: Arc::default() };
     Router::new()
         .route("/notes", get(list).post(create))
@@ -97,9 +98,9 @@ pub fn app(tessera: TesseraState) -> Router {
         // Unknown paths get a problem+json 404 like the rest of the API.
         .fallback(not_found)
         .with_state(state)
-        // `api_router` is a complete router with its state applied, so it nests (or merges)
-        // into any application router; it brings its own body limit and security headers.
-        .nest(AUTH_PREFIX, api_router(tessera))
+        // `api_router` is a complete router with its state applied: it merges into any
+        // application's router, with its own body limit, Origin rule and security headers.
+        .merge(api_router(tessera))
 }
 
 /// `GET /notes`: the caller's notes, oldest first.

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 
 use tessera::store::Stores;
 use tessera::{Authenticator, Settings};
-use tessera_axum::{HttpSettings, TesseraState};
+use tessera_axum::HttpSettings;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -20,10 +20,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Tokens name their issuer, and only tokens naming this one are accepted.
     settings.token.issuer = public_url.clone();
     let auth = Authenticator::builder(settings, Stores::memory()).build().await?;
-    let state = TesseraState::new(auth, HttpSettings::new(&public_url));
 
     println!("listening on {public_url}");
-    let app = example_token_api::app(state);
+    let app = example_token_api::app(auth, HttpSettings::new(&public_url));
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;
     Ok(())
 }

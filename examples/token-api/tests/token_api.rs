@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tessera::password::Argon2Params;
 use tessera::store::Stores;
 use tessera::{Authenticator, Settings};
-use tessera_axum::{HttpSettings, TesseraState};
+use tessera_axum::HttpSettings;
 
 struct TestApp {
     base: String,
@@ -28,7 +28,7 @@ async fn spawn_app() -> TestApp {
     // No retry grace, so a second use of a refresh token is reuse at once.
     settings.token.refresh_reuse_grace = Duration::ZERO;
     let auth = Authenticator::builder(settings, Stores::memory()).build().await.unwrap();
-    let app = example_token_api::app(TesseraState::new(auth, HttpSettings::new(&base)));
+    let app = example_token_api::app(auth, HttpSettings::new(&base));
     tokio::spawn(async move {
         axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .await
