@@ -65,13 +65,31 @@ pub const CSRF_FORM_FIELD: &str = "csrf_token";
 /// The largest form body [`CsrfLayer`] reads to find the token (413 beyond).
 pub const MAX_FORM_BYTES: usize = 64 * 1024;
 
-/// What [`CsrfLayer`] found out about a request, for the extractors below it.
+/// What [`CsrfLayer`] or an earlier extractor found out about a request (its credentials in
+/// the usual order), so the extractors after it do not check again.
 #[derive(Debug, Clone)]
 pub(crate) struct Authenticated(pub(crate) Option<AuthUser>);
 
+/// The login (`sid`) a cookie credential authenticated, recorded by [`SessionUser`],
+/// [`TokenUser`] and [`CsrfLayer`], so that a [`CsrfToken`] after them only derives the token.
+///
+/// [`SessionUser`]: crate::SessionUser
+/// [`TokenUser`]: crate::TokenUser
+#[derive(Debug, Clone)]
+pub(crate) struct CookieSid(String);
+
+/// Records the login of a user authenticated by a cookie in the request's extensions.
+pub(crate) fn remember_cookie_user(extensions: &mut http::Extensions, user: &AuthUser) {
+    if user.source.is_cookie() {
+        extensions.insert(CookieSid(user.principal.sid.clone()));
+    }
+}
+
 /// The CSRF token of the request's cookie credential (session or access-token cookie), to put
 /// in a form's [`CSRF_FORM_FIELD`] or a script's `X-CSRF-Token` header. 401 when the request
-/// has no cookie credential (a bearer token needs no CSRF token).
+/// has no cookie credential (a bearer token needs no CSRF token). Placed after a
+/// [`SessionUser`](crate::SessionUser) or [`TokenUser`](crate::TokenUser) in a handler's
+/// arguments, it does not look the credential up again.
 pub struct CsrfToken(pub String);
 
 impl std::fmt::Debug for CsrfToken {
@@ -88,7 +106,14 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let token = Verifier::from_ref(state).csrf_token(&parts.headers).await?;
+        let verifier = Verifier::from_ref(state);
+        // An extractor before this one has authenticated the cookie: derive the token only.
+        if let (Verifier::Embedded(state), Some(CookieSid(sid))) =
+            (&verifier, parts.extensions.get::<CookieSid>())
+        {
+            return Ok(CsrfToken(state.auth.csrf().token_for(sid)));
+        }
+        let token = verifier.csrf_token(&parts.headers).await?;
         Ok(CsrfToken(token.expose_secret().to_owned()))
     }
 }
@@ -155,6 +180,9 @@ where
             let (mut parts, body) = request.into_parts();
             match verifier.authenticate(&parts.method, &parts.headers).await {
                 Ok(user) => {
+                    if let Some(user) = &user {
+                        remember_cookie_user(&mut parts.extensions, user);
+                    }
                     parts.extensions.insert(Authenticated(user));
                     inner.call(Request::from_parts(parts, body)).await
                 }

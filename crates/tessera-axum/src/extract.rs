@@ -20,7 +20,7 @@ use tessera::store::ClientInfo;
 use tessera::{Error, Principal};
 
 use crate::cookies::CookieKind;
-use crate::csrf::Authenticated;
+use crate::csrf::{Authenticated, remember_cookie_user};
 use crate::error::ApiError;
 use crate::state::TesseraState;
 use crate::verifier::Verifier;
@@ -98,6 +98,8 @@ where
         if let Some(Authenticated(user)) = parts.extensions.get::<Authenticated>() {
             return Ok(MaybeAuthUser(user.clone()));
         }
+        // Nothing is recorded for the extractors after this one: this is the hot path of
+        // every authenticated request, and a copy of the user costs allocations.
         let verifier = Verifier::from_ref(state);
         Ok(MaybeAuthUser(verifier.authenticate(&parts.method, &parts.headers).await?))
     }
@@ -117,7 +119,9 @@ where
             return Ok(SessionUser(user.clone()));
         }
         let verifier = Verifier::from_ref(state);
-        Ok(SessionUser(verifier.authenticate_session(&parts.method, &parts.headers).await?))
+        let user = verifier.authenticate_session(&parts.method, &parts.headers).await?;
+        remember_cookie_user(&mut parts.extensions, &user);
+        Ok(SessionUser(user))
     }
 }
 
@@ -135,7 +139,9 @@ where
             return Ok(TokenUser(user.clone()));
         }
         let verifier = Verifier::from_ref(state);
-        Ok(TokenUser(verifier.authenticate_token(&parts.method, &parts.headers).await?))
+        let user = verifier.authenticate_token(&parts.method, &parts.headers).await?;
+        remember_cookie_user(&mut parts.extensions, &user);
+        Ok(TokenUser(user))
     }
 }
 

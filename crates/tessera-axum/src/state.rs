@@ -4,7 +4,15 @@
 use crate::client_ip::TrustedProxies;
 use std::sync::Arc;
 
-use tessera::Authenticator;
+use http::{HeaderMap, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+use tessera::session::{NewSession, SessionManager};
+use tessera::store::ClientInfo;
+use tessera::{AuthMethod, Authenticator};
+
+use crate::cookies::CookieKind;
+use crate::error::ApiError;
+use crate::extract::AuthUser;
 
 /// HTTP-level settings.
 #[derive(Debug, Clone)]
@@ -90,6 +98,49 @@ impl TesseraState {
     /// State over `auth` with `http` settings.
     pub fn new(auth: Authenticator, http: HttpSettings) -> Self {
         TesseraState { auth, http: Arc::new(http) }
+    }
+
+    /// Logs a browser in with a session, exactly as `POST /v1/session` does, for an
+    /// application's own login form: checks the password (throttled and audited), ends the
+    /// session the browser had (its cookie in `headers`), starts a new one (a new id at every
+    /// login, so an id planted beforehand is useless) and returns the `Set-Cookie` value with
+    /// the new session.
+    pub async fn login_session(
+        &self,
+        username: &str,
+        password: &SecretString,
+        client: &ClientInfo,
+        headers: &HeaderMap,
+    ) -> Result<(HeaderValue, NewSession), ApiError> {
+        let auth = &self.auth;
+        let user = auth.login(AuthMethod::Session, username, password, client).await?;
+        if let Some(digest) =
+            CookieKind::Session.get(&self.http, headers).and_then(SessionManager::digest)
+            && let Err(e) = auth.end_session_by_digest(&digest).await
+        {
+            tracing::warn!("could not end the replaced session: {e}");
+        }
+        let new = auth.start_session(&user, client).await?;
+        let max_age = auth.settings().session.absolute_lifetime.as_secs();
+        let cookie = CookieKind::Session.set(&self.http, new.secret.expose_secret(), max_age);
+        Ok((cookie, new))
+    }
+
+    /// Ends the session that authenticated `user`, exactly as `DELETE /v1/session` does, and
+    /// returns the `Set-Cookie` value that clears the cookie. (The caller has checked the CSRF
+    /// token: a [`SessionUser`](crate::SessionUser) extractor or a
+    /// [`CsrfLayer`](crate::CsrfLayer) does.)
+    pub async fn logout_session(
+        &self,
+        user: &AuthUser,
+        client: &ClientInfo,
+    ) -> Result<HeaderValue, ApiError> {
+        if let Some(session) = &user.session {
+            // By the cookie's own digest first: no index is needed to find it.
+            self.auth.end_session_by_digest(&session.record.token_hash).await?;
+        }
+        self.auth.end_session(&user.principal, client).await?;
+        Ok(CookieKind::Session.clear(&self.http))
     }
 }
 

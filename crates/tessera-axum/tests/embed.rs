@@ -58,6 +58,7 @@ async fn form_post_as(user: SessionUser, axum::Form(note): axum::Form<Note>) -> 
 struct App {
     base: String,
     client: reqwest::Client,
+    state: TesseraState,
 }
 
 async fn spawn_app() -> App {
@@ -84,13 +85,13 @@ async fn spawn_app_on(stores: Stores) -> App {
         .route("/token-only", get(token_only))
         .merge(forms)
         .with_state(state.clone())
-        .merge(api_router(state));
+        .merge(api_router(state.clone()));
     tokio::spawn(async move {
         axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .await
             .unwrap();
     });
-    App { base: format!("http://{addr}"), client: reqwest::Client::new() }
+    App { base: format!("http://{addr}"), client: reqwest::Client::new(), state }
 }
 
 impl App {
@@ -432,6 +433,17 @@ async fn a_store_that_is_down_fails_closed_with_503() {
     assert_eq!(me.text().await.unwrap(), "alice via session", "back once the store is");
 }
 
+/// How many session credential checks the engine has counted.
+fn session_checks(app: &App) -> u64 {
+    let mut metrics = String::new();
+    app.state.auth.render_metrics(&mut metrics);
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("tessera_authentications_total{method=\"session\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
 /// Logs alice in with a session; returns the `Cookie` header value and the CSRF token.
 async fn session_login(app: &App) -> (String, String) {
     app.post_json("/v1/users", CREDS()).await;
@@ -448,9 +460,12 @@ async fn the_csrf_layer_takes_the_token_from_a_form_field_or_the_header() {
     let (cookie, csrf) = session_login(&app).await;
     let url = format!("{}/form", app.base);
 
-    // The page renders the token the session login returned.
+    // The page renders the token the session login returned, with one session lookup for
+    // both extractors.
+    let before = session_checks(&app);
     let page = app.client.get(&url).header("cookie", &cookie).send().await.unwrap();
     assert_eq!(page.text().await.unwrap(), format!("alice|{csrf}"));
+    assert_eq!(session_checks(&app) - before, 1, "CsrfToken reused SessionUser's check");
 
     let post = async |form: Vec<(&'static str, String)>, path: &'static str| {
         let request = app.client.post(format!("{}{path}", app.base)).header("cookie", &cookie);

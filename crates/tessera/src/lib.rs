@@ -81,6 +81,8 @@ pub use crypto::ServerSecret;
 pub use error::Error;
 pub use principal::{AuthMethod, Principal};
 pub use seal::KeyEncryptionKey;
+/// The `secrecy` crate, whose `SecretString` carries passwords and tokens through this API.
+pub use secrecy;
 pub use settings::Settings;
 
 /// Entry points for the fuzz targets in `fuzz/` that reach below the public API. Not part of

@@ -23,11 +23,9 @@ use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use tessera::AuthMethod;
-use tessera::session::SessionManager;
-use tessera_axum::cookies::CookieKind;
+use tessera::Error::{InvalidCredentials, RateLimited};
+use tessera::secrecy::SecretString;
 use tessera_axum::layers::{require_allowed_origin, security_headers};
 use tessera_axum::{
     ApiError, AuthUser, CSRF_FORM_FIELD, Client, CsrfLayer, CsrfToken, SessionUser, TesseraState,
@@ -108,24 +106,19 @@ async fn login(
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, ApiError> {
-    let (auth, http) = (&state.tessera.auth, &state.tessera.http);
-    let user = match auth.login(AuthMethod::Session, &form.username, &form.password, &client).await
-    {
-        Ok(user) => user,
-        Err(e @ (tessera::Error::InvalidCredentials | tessera::Error::RateLimited { .. })) => {
-            let (status, _, title, _) = ApiError::from(e).parts();
-            return Ok(login_page(status, Some(title), &form.username));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    // A login replaces the session this browser had, if any: end that one on the server too.
-    if let Some(old) = CookieKind::Session.get(http, &headers).and_then(SessionManager::digest) {
-        auth.end_session_by_digest(&old).await?;
-    }
-    // A new session id at every login: an id planted in the browser before login is useless.
-    let new = auth.start_session(&user, &client).await?;
-    let max_age = auth.settings().session.absolute_lifetime.as_secs();
-    let cookie = CookieKind::Session.set(http, new.secret.expose_secret(), max_age);
+    // Checks the password, ends the session this browser had and starts a new one (a new
+    // id at every login: an id planted in the browser beforehand is useless), exactly as
+    // Tessera's own `POST /v1/session`.
+    let tessera = &state.tessera;
+    let cookie =
+        match tessera.login_session(&form.username, &form.password, &client, &headers).await {
+            Ok((cookie, _session)) => cookie,
+            Err(e @ ApiError::Engine(InvalidCredentials | RateLimited { .. })) => {
+                let (status, _, title, _) = e.parts();
+                return Ok(login_page(status, Some(title), &form.username));
+            }
+            Err(e) => return Err(e),
+        };
     // 303: the browser follows with a GET, so reloading the page does not resend the password.
     Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/items")).into_response())
 }
@@ -186,13 +179,7 @@ async fn logout(
     PageUser(user): PageUser,
     Client(client): Client,
 ) -> Result<Response, ApiError> {
-    let auth = &state.tessera.auth;
-    // By the cookie's digest first, as `DELETE /v1/session` does: that needs no user index.
-    if let Some(session) = &user.session {
-        auth.end_session_by_digest(&session.record.token_hash).await?;
-    }
-    auth.end_session(&user.principal, &client).await?;
-    let cookie = CookieKind::Session.clear(&state.tessera.http);
+    let cookie = state.tessera.logout_session(&user, &client).await?;
     Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response())
 }
 

@@ -7,7 +7,7 @@
 
 use std::net::SocketAddr;
 
-use secrecy::SecretString;
+use tessera::secrecy::SecretString;
 use tessera::store::{ClientInfo, Stores};
 use tessera::{Authenticator, Settings};
 use tessera_axum::{HttpSettings, TesseraState};

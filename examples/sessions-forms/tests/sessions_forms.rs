@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use reqwest::cookie::{CookieStore, Jar};
 use reqwest::{StatusCode, Url};
-use secrecy::SecretString;
 use serde_json::Value;
 use tessera::password::Argon2Params;
+use tessera::secrecy::SecretString;
 use tessera::store::{ClientInfo, Stores};
 use tessera::{Authenticator, Settings};
 use tessera_axum::{HttpSettings, TesseraState};

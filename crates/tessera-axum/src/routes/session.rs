@@ -6,10 +6,10 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode, header};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use tessera::session::{ActiveSession, SessionManager};
-use tessera::{AuthMethod, Timestamp};
+use tessera::Timestamp;
+use tessera::session::ActiveSession;
 
 use crate::body::JsonOrForm;
 use crate::cookies::CookieKind;
@@ -55,20 +55,9 @@ pub(super) async fn login(
     headers: HeaderMap,
     JsonOrForm(credentials): JsonOrForm<Credentials>,
 ) -> Result<Response, ApiError> {
-    let auth = &state.auth;
-    let user = auth
-        .login(AuthMethod::Session, &credentials.username, &credentials.password, &client)
+    let (cookie, new) = state
+        .login_session(&credentials.username, &credentials.password, &client, &headers)
         .await?;
-    // A login replaces whatever session this browser had: end the old one server-side too.
-    if let Some(digest) =
-        CookieKind::Session.get(&state.http, &headers).and_then(SessionManager::digest)
-        && let Err(e) = auth.end_session_by_digest(&digest).await
-    {
-        tracing::warn!("could not end the replaced session: {e}");
-    }
-    let new = auth.start_session(&user, &client).await?;
-    let max_age = auth.settings().session.absolute_lifetime.as_secs();
-    let cookie = CookieKind::Session.set(&state.http, new.secret.expose_secret(), max_age);
     Ok(([(header::SET_COOKIE, cookie)], session_body(&state, &new.session)).into_response())
 }
 
@@ -87,13 +76,8 @@ pub(super) async fn logout(
     SessionUser(user): SessionUser,
     Client(client): Client,
 ) -> Result<Response, ApiError> {
-    if let Some(session) = &user.session {
-        // By the cookie's own digest first: no index is needed to find it.
-        state.auth.end_session_by_digest(&session.record.token_hash).await?;
-    }
-    state.auth.end_session(&user.principal, &client).await?;
-    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, CookieKind::Session.clear(&state.http))])
-        .into_response())
+    let cookie = state.logout_session(&user, &client).await?;
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
 }
 
 #[derive(Serialize)]
