@@ -392,7 +392,8 @@ async fn upkeep(auth: Authenticator) {
     }
 }
 
-/// The whole HTTP surface: the API, the operations routes and the demo page.
+/// The whole HTTP surface: the API, the operations routes, the OpenAPI document and the demo
+/// page.
 pub fn app(
     state: TesseraState,
     http_metrics: Arc<HttpMetrics>,
@@ -406,6 +407,7 @@ pub fn app(
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(crate::openapi::document))
         .with_state(ops_state)
         .merge(api_router(state))
         .fallback(tessera_axum::routes::not_found)

@@ -13,6 +13,7 @@ pub mod dev_cert;
 pub mod edge;
 pub mod http_metrics;
 pub mod idle;
+pub mod openapi;
 pub mod ops;
 pub mod redirect;
 pub mod serve;

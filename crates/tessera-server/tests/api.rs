@@ -44,6 +44,9 @@ mod jose;
 #[path = "api/nginx.rs"]
 mod nginx;
 #[cfg(test)]
+#[path = "api/openapi.rs"]
+mod openapi;
+#[cfg(test)]
 #[path = "api/ops.rs"]
 mod ops;
 #[cfg(test)]
