@@ -12,6 +12,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::batch::{BatchStats, SignatureBatcher};
+use super::jwk::ClaimRules;
 use super::jws;
 use super::keys::KeySet;
 use super::revocation::RevocationSet;
@@ -99,6 +100,8 @@ pub struct AccessTokens {
     /// of life pays for one signature check.
     cache: ShardedCache<Arc<AccessClaims>>,
     batcher: SignatureBatcher,
+    /// Issuer, audience and leeway, from the settings.
+    rules: ClaimRules,
 }
 
 impl AccessTokens {
@@ -109,6 +112,11 @@ impl AccessTokens {
         clock: Arc<dyn Clock>,
         revoked: Arc<RevocationSet>,
     ) -> Self {
+        let rules = ClaimRules {
+            issuer: settings.issuer.clone(),
+            audience: settings.audience.clone(),
+            leeway: settings.leeway,
+        };
         AccessTokens {
             keys,
             settings,
@@ -116,6 +124,7 @@ impl AccessTokens {
             revoked,
             cache: ShardedCache::new(VERIFIED_CACHE_CAPACITY),
             batcher: SignatureBatcher::new(),
+            rules,
         }
     }
 
@@ -174,7 +183,7 @@ impl AccessTokens {
             }
         };
         // Times and revocation are checked on every use, cached or not.
-        self.check_times(&claims, now)?;
+        self.rules.check_times(&claims, now)?;
         if self.revoked.is_revoked(&claims.sid, now) {
             return Err(Error::TokenInvalid("the token's session has been revoked"));
         }
@@ -201,40 +210,11 @@ impl AccessTokens {
         if !valid {
             return Err(Error::TokenInvalid("bad signature"));
         }
-        self.claims(&signed.payload()?)
+        self.rules.claims(&signed.payload()?)
     }
 
     fn verify_signed(&self, token: &str) -> Result<AccessClaims, Error> {
-        self.claims(&jws::verify(token, &self.keys)?)
-    }
-
-    /// Reads the claims of a verified payload and checks issuer and audience.
-    fn claims(&self, payload: &[u8]) -> Result<AccessClaims, Error> {
-        // A derived `Deserialize` would also read the claims from a JSON array in field order.
-        if !jws::is_json_object(payload) {
-            return Err(Error::TokenInvalid("claims missing or malformed"));
-        }
-        let claims: AccessClaims = serde_json::from_slice(payload)
-            .map_err(|_| Error::TokenInvalid("claims missing or malformed"))?;
-        if claims.iss != self.settings.issuer {
-            return Err(Error::TokenInvalid("wrong issuer"));
-        }
-        if !claims.aud.contains(&self.settings.audience) {
-            return Err(Error::TokenInvalid("wrong audience"));
-        }
-        Ok(claims)
-    }
-
-    fn check_times(&self, claims: &AccessClaims, now: Timestamp) -> Result<(), Error> {
-        let now = now.unix_seconds();
-        let leeway = i64::try_from(self.settings.leeway.as_secs()).unwrap_or(0);
-        if now >= claims.exp.saturating_add(leeway) {
-            return Err(Error::TokenExpired);
-        }
-        if claims.nbf > now.saturating_add(leeway) || claims.iat > now.saturating_add(leeway) {
-            return Err(Error::TokenInvalid("token not valid yet"));
-        }
-        Ok(())
+        self.rules.claims(&jws::verify(token, &self.keys)?)
     }
 
     /// How long after revocation a `sid` must stay in the revocation set: until every token

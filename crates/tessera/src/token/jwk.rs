@@ -200,19 +200,7 @@ impl JwkSet {
             Err(_) if unknown_kid.get() => return Err(JwkVerifyError::UnknownKey),
             Err(e) => return Err(JwkVerifyError::Invalid(e)),
         };
-        let invalid = |why| JwkVerifyError::Invalid(Error::TokenInvalid(why));
-        if !jws::is_json_object(&payload) {
-            return Err(invalid("claims missing or malformed"));
-        }
-        let claims: AccessClaims =
-            serde_json::from_slice(&payload).map_err(|_| invalid("claims missing or malformed"))?;
-        if claims.iss != rules.issuer {
-            return Err(invalid("wrong issuer"));
-        }
-        if !claims.aud.contains(&rules.audience) {
-            return Err(invalid("wrong audience"));
-        }
-        Ok(claims)
+        rules.claims(&payload).map_err(JwkVerifyError::Invalid)
     }
 }
 
@@ -226,8 +214,9 @@ pub enum JwkVerifyError {
     Invalid(Error),
 }
 
-/// What a token verified against a [`JwkSet`] must claim: the server's `[token] issuer` and
-/// `audience`, and the clock-skew allowance for its times.
+/// What an access token must claim: the server's `[token] issuer` and `audience`, and the
+/// clock-skew allowance for its times. The same rules for the server's own tokens
+/// ([`AccessTokens`](super::AccessTokens)) and for tokens checked against a [`JwkSet`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimRules {
     /// The only `iss` accepted.
@@ -246,6 +235,24 @@ impl ClaimRules {
             audience: audience.into(),
             leeway: Duration::from_secs(30),
         }
+    }
+
+    /// Reads the claims of a payload whose signature is verified, and checks issuer and
+    /// audience.
+    pub fn claims(&self, payload: &[u8]) -> Result<AccessClaims, Error> {
+        // A derived `Deserialize` would also read the claims from a JSON array in field order.
+        if !jws::is_json_object(payload) {
+            return Err(Error::TokenInvalid("claims missing or malformed"));
+        }
+        let claims: AccessClaims = serde_json::from_slice(payload)
+            .map_err(|_| Error::TokenInvalid("claims missing or malformed"))?;
+        if claims.iss != self.issuer {
+            return Err(Error::TokenInvalid("wrong issuer"));
+        }
+        if !claims.aud.contains(&self.audience) {
+            return Err(Error::TokenInvalid("wrong audience"));
+        }
+        Ok(claims)
     }
 
     /// Checks `exp`, `nbf` and `iat` at `now`, with the leeway: [`Error::TokenExpired`] past
