@@ -65,6 +65,9 @@ mod restart;
 #[path = "api/scale.rs"]
 mod scale;
 #[cfg(test)]
+#[path = "api/schemathesis.rs"]
+mod schemathesis;
+#[cfg(test)]
 #[path = "api/session.rs"]
 mod session;
 #[cfg(test)]

@@ -146,3 +146,97 @@ async fn silent_connections_are_closed_and_do_not_block_the_connection_cap() {
     let health = tokio::time::timeout(WAIT, app.get("/healthz").send()).await.unwrap().unwrap();
     assert_eq!(health.status(), 200);
 }
+
+#[tokio::test]
+async fn every_response_carries_a_request_id_and_a_sane_incoming_one_is_kept() {
+    let app = spawn_app().await;
+    let mut seen = Vec::new();
+    for path in ["/healthz", "/v1/me", "/no-such-path"] {
+        let response = app.get(path).send().await.unwrap();
+        let id = header_str(response.headers(), "x-request-id")
+            .unwrap_or_else(|| panic!("{path}: no X-Request-Id"));
+        assert!(
+            (1..=64).contains(&id.len())
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)),
+            "{path}: {id:?}"
+        );
+        seen.push(id);
+    }
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 3, "fresh ids are distinct: {seen:?}");
+
+    let sane = "proxy-7f3a.1_b";
+    let response = app.get("/v1/me").header("x-request-id", sane).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(header_str(response.headers(), "x-request-id").as_deref(), Some(sane));
+    let longest = "a".repeat(64);
+    let response = app.get("/healthz").header("x-request-id", &longest).send().await.unwrap();
+    assert_eq!(header_str(response.headers(), "x-request-id"), Some(longest));
+
+    for insane in ["", "has space", "quote\"d", "a/b", "x".repeat(65).as_str(), "é"] {
+        let response = app
+            .get("/healthz")
+            .header(
+                "x-request-id",
+                reqwest::header::HeaderValue::from_bytes(insane.as_bytes()).unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let id = header_str(response.headers(), "x-request-id").expect("an id");
+        assert_ne!(id, insane, "{insane:?} must be replaced");
+        assert!(id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)), "{id}");
+    }
+    // Two ids in one request: neither is believed.
+    let response = app
+        .get("/healthz")
+        .header("x-request-id", "one")
+        .header("x-request-id", "two")
+        .send()
+        .await
+        .unwrap();
+    let id = header_str(response.headers(), "x-request-id").expect("an id");
+    assert!(id != "one" && id != "two", "{id}");
+}
+
+#[tokio::test]
+async fn json_logs_are_one_object_per_line_with_the_request_id_and_no_query() {
+    let dir = tempfile::Builder::new().prefix("tessera-ops-").tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap();
+    let mut server = TesseraProcess::start(crate::cli::tessera(
+        &["serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir],
+        &[("TESSERA_LOG__FORMAT", "json"), ("TESSERA_LOG__LEVEL", "info,tessera::access=debug")],
+    ));
+    let client = client();
+    let response = client
+        .get(server.url("/v1/me?access_token=sekrit-query-value"))
+        .header("x-request-id", "trace-me-42")
+        .header("authorization", "Bearer sekrit-bearer-value")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(header_str(response.headers(), "x-request-id").as_deref(), Some("trace-me-42"));
+    assert!(server.terminate().success());
+    let stderr = server.stderr_text();
+
+    let mut access = None;
+    for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
+        let value: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not one JSON object per line ({e}): {line:?}"));
+        for key in ["timestamp", "level", "target", "message"] {
+            assert!(value.get(key).is_some_and(|v| v.is_string()), "{key} missing: {line}");
+        }
+        if value["target"] == "tessera::access" && value["request_id"] == "trace-me-42" {
+            access = Some(value);
+        }
+    }
+    let access = access.unwrap_or_else(|| panic!("no access line with the request id:\n{stderr}"));
+    assert_eq!(access["level"], "DEBUG");
+    assert_eq!(access["method"], "GET");
+    assert_eq!(access["path"], "/v1/me");
+    assert_eq!(access["status"], 401);
+    assert!(access["latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0), "{access}");
+    assert!(!stderr.contains("sekrit"), "a secret reached the log:\n{stderr}");
+}
