@@ -32,6 +32,9 @@ mod crash;
 #[path = "api/csrf.rs"]
 mod csrf;
 #[cfg(test)]
+#[path = "api/doctor.rs"]
+mod doctor;
+#[cfg(test)]
 #[path = "api/faults.rs"]
 mod faults;
 #[cfg(test)]
