@@ -194,11 +194,11 @@ fn check_cookie(report: &mut Report, config: &Config, public: &PublicUrl) {
             "cookie",
             Status::Fail,
             format!(
-                "cookie.secure = false on the public URL {}: session cookies travel in clear \
-                 text and lose their __Host- prefix",
+                "cookie.secure = false on the public URL {}: session cookies lose Secure and \
+                 the __Host- prefix, so browsers also send them over plain HTTP",
                 public.url
             ),
-            "set cookie.secure = true and serve HTTPS (server.public_url = \"https://...\")",
+            "set cookie.secure = true, and serve HTTPS: server.public_url = \"https://...\"",
         ),
     }
 }
@@ -600,8 +600,8 @@ fn check_registration(report: &mut Report, config: &Config, public: &PublicUrl) 
             "registration",
             Status::Warn,
             format!("open on {}: anyone who reaches it can make an account", public.url),
-            "set registration.open = false unless self-service sign-up is intended \
-             (then users are made with `tessera user add`)",
+            "unless self-service sign-up is intended, set registration.open = false and make \
+             users with `tessera user add`",
         ),
     }
 }

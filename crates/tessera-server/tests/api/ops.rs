@@ -240,3 +240,89 @@ async fn json_logs_are_one_object_per_line_with_the_request_id_and_no_query() {
     assert!(access["latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0), "{access}");
     assert!(!stderr.contains("sekrit"), "a secret reached the log:\n{stderr}");
 }
+
+/// Metrics documented in docs/operations.md that a default single-process server does not
+/// emit: the revocation feed exists only with several instances (Redis or PostgreSQL).
+const CONDITIONAL_METRICS: [&str; 1] = ["tessera_revocation_feed_live"];
+/// Metrics the dashboard uses that come with a feature merged separately (key rotation).
+const DASHBOARD_ONLY_METRICS: [&str; 1] = ["tessera_signing_key_age_seconds"];
+
+/// Every `tessera_*` metric name in `text`, histogram series folded into their family.
+fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("tessera_") {
+        let tail = &rest[at..];
+        let end =
+            tail.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(tail.len());
+        let name = &tail[..end];
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s).filter(|f| f.ends_with("_seconds")))
+            .unwrap_or(name);
+        names.insert(family.to_owned());
+        rest = &tail[end..];
+    }
+    names
+}
+
+#[tokio::test]
+async fn every_emitted_metric_is_documented_and_the_dashboard_uses_real_ones() {
+    let app = spawn_app().await;
+    app.get("/healthz").send().await.unwrap();
+    let emitted: std::collections::BTreeSet<String> = app
+        .metrics()
+        .await
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_owned)
+        .collect();
+    assert!(emitted.len() > 10, "{emitted:?}");
+
+    let docs = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/operations.md");
+    let docs = std::fs::read_to_string(docs).expect("docs/operations.md");
+    let section = |start: &str, end: &str| -> String {
+        let from = docs.find(start).unwrap_or_else(|| panic!("no `{start}` in operations.md"));
+        let to = docs[from..].find(end).map_or(docs.len(), |n| from + n);
+        docs[from..to].to_owned()
+    };
+    // The reference table: rows that start with a metric name.
+    let table: std::collections::BTreeSet<String> = section("## Metrics", "### A dashboard")
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `tessera_"))
+        .filter_map(|l| l.split('`').next())
+        .map(|name| format!("tessera_{name}"))
+        .collect();
+    for name in &emitted {
+        assert!(
+            table.contains(name),
+            "/metrics emits {name}, which operations.md does not document"
+        );
+    }
+    for name in &table {
+        assert!(
+            emitted.contains(name) || CONDITIONAL_METRICS.contains(&name.as_str()),
+            "operations.md documents {name}, which /metrics does not emit"
+        );
+    }
+
+    let dashboard = section("### A dashboard", "\n## ");
+    let json = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/grafana-dashboard.json");
+    let json = std::fs::read_to_string(json).expect("docs/grafana-dashboard.json");
+    let parsed: serde_json::Value = serde_json::from_str(&json).expect("the dashboard is JSON");
+    let panels = parsed["panels"].as_array().expect("panels");
+    let titles = dashboard.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| panel"));
+    assert_eq!(titles.count(), panels.len(), "the JSON dashboard and the panel table differ");
+    for (what, text) in [("the panel table", dashboard.as_str()), ("grafana-dashboard.json", &json)]
+    {
+        let used = metric_names(text);
+        assert!(used.len() > 10, "{what}: {used:?}");
+        for name in used {
+            assert!(
+                table.contains(&name) || DASHBOARD_ONLY_METRICS.contains(&name.as_str()),
+                "{what} queries {name}, which is not a documented metric"
+            );
+        }
+    }
+}
