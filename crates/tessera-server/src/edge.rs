@@ -1,6 +1,6 @@
 //! The server's outermost layer, as one hand-written tower service: the request id (an
-//! `X-Request-Id` on every response, and a `request` span around the request's handling so
-//! every log line about it carries the id), HTTP metrics, the request time limit, the security
+//! `X-Request-Id` on every response and in 5xx problem bodies, and a `request` span around the
+//! request's handling so every log line about it carries the id), HTTP metrics, the request time limit, the security
 //! headers (and HSTS when the public URL is https) on every response, and the access log line
 //! (`tessera::access`, at debug level).
 //!
@@ -97,6 +97,9 @@ where
                         }
                     })
                     .await;
+                if response.status().is_server_error() {
+                    response = request_id::into_problem(response, &id).await;
+                }
                 let already_set = response
                     .extensions()
                     .get::<tessera_axum::layers::SecurityHeadersSet>()

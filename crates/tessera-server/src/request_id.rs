@@ -11,7 +11,10 @@
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use http::{HeaderMap, HeaderName, HeaderValue};
+use axum::body::Body;
+use axum::response::Response;
+use http::{HeaderMap, HeaderName, HeaderValue, header};
+use http_body::Body as _;
 
 /// The header, request and response.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -55,6 +58,37 @@ pub fn fresh() -> HeaderValue {
     HeaderValue::from_bytes(&buf[..len]).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
+/// `response` with `"request_id"` added to its body when it is a problem document
+/// (`application/problem+json`, a JSON object of known size up to 16 KiB), so whoever got a
+/// server error can quote the id. Anything else is returned as it was. Only called for 5xx
+/// answers: the hot path never pays for it.
+pub async fn into_problem(response: Response, id: &HeaderValue) -> Response {
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"application/problem+json"));
+    let small = response.body().size_hint().exact().is_some_and(|n| n <= 16 * 1024);
+    let Ok(id) = id.to_str() else { return response };
+    if !is_problem || !small {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let bytes = match axum::body::to_bytes(body, 16 * 1024).await {
+        Ok(bytes) => bytes,
+        // A body of known size that fails to be read: nothing left to send but the status.
+        Err(_) => return Response::from_parts(parts, Body::empty()),
+    };
+    let document = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(serde_json::Value::Object(mut problem)) => {
+            problem.insert("request_id".into(), id.into());
+            serde_json::to_vec(&problem).unwrap_or_else(|_| bytes.to_vec())
+        }
+        _ => bytes.to_vec(),
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(document))
+}
+
 /// The per-process prefix: base64url characters of fresh random bytes.
 fn prefix() -> &'static [u8; PREFIX_LEN] {
     static PREFIX: OnceLock<[u8; PREFIX_LEN]> = OnceLock::new();
@@ -93,6 +127,25 @@ mod tests {
         assert_ne!(a, b);
         assert!(is_sane(a.as_bytes()), "{a:?}");
         assert_eq!(&a.as_bytes()[..PREFIX_LEN], &b.as_bytes()[..PREFIX_LEN]);
+    }
+
+    #[tokio::test]
+    async fn server_error_problems_carry_the_id_and_other_bodies_are_untouched() {
+        use axum::response::IntoResponse as _;
+
+        let id = HeaderValue::from_static("req-7");
+        let problem = tessera_axum::ApiError::Timeout.into_response();
+        assert!(problem.status().is_server_error());
+        let response = into_problem(problem, &id).await;
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["request_id"], "req-7", "{body}");
+        assert_eq!(body["code"], "timeout", "{body}");
+
+        let plain = (http::StatusCode::BAD_GATEWAY, "not a problem").into_response();
+        let response = into_problem(plain, &id).await;
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        assert_eq!(&body[..], b"not a problem");
     }
 
     #[test]
