@@ -139,6 +139,12 @@ pub async fn run(loaded: anyhow::Result<Config>, now_unix: i64) -> Report {
     check_cookie(&mut report, &config, &public);
     check_exposure(&mut report, &config, &public);
     check_tls(&mut report, &config, now_unix);
+    // The names only matter once the certificate itself is usable.
+    if report.checks.last().is_some_and(|c| c.status != Status::Fail)
+        && let Some(der) = config.tls.as_ref().and_then(|(cert, _)| first_certificate(cert))
+    {
+        check_cert_names(&mut report, &der, &public);
+    }
     check_data_dir(&mut report, &config);
     check_keys(&mut report, &config, now_unix);
     check_stores(&mut report, &config).await;
@@ -151,6 +157,8 @@ pub async fn run(loaded: anyhow::Result<Config>, now_unix: i64) -> Report {
 /// The public URL as clients see it: configured, or derived from the listen address.
 struct PublicUrl {
     url: String,
+    /// The host, without brackets or port.
+    host: String,
     https: bool,
     /// Whether its host is loopback (`localhost`, 127.0.0.0/8, ::1): local development.
     local: bool,
@@ -177,7 +185,7 @@ impl PublicUrl {
         };
         let local = host.eq_ignore_ascii_case("localhost")
             || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-        PublicUrl { url: url.to_owned(), https, local }
+        PublicUrl { url: url.to_owned(), host: host.to_owned(), https, local }
     }
 }
 
@@ -243,6 +251,42 @@ fn check_exposure(report: &mut Report, config: &Config, public: &PublicUrl) {
     }
 }
 
+/// The first (the server's own) certificate of the PEM chain in `path`.
+fn first_certificate(path: &Path) -> Option<Vec<u8>> {
+    use tokio_rustls::rustls::pki_types::CertificateDer;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    let mut certs = CertificateDer::pem_file_iter(path).ok()?;
+    certs.next()?.ok().map(|der| der.to_vec())
+}
+
+/// Whether the certificate is for the public URL's host (a warning only: a proxy in front may
+/// present another certificate).
+fn check_cert_names(report: &mut Report, der: &[u8], public: &PublicUrl) {
+    let Some(names) = crate::cert_info::names(der) else {
+        report.push_fix(
+            "tls_names",
+            Status::Warn,
+            "the certificate names no host (no subject alternative names)",
+            "use a certificate whose subject alternative names include the public host",
+        );
+        return;
+    };
+    if crate::cert_info::covers(&names, &public.host) {
+        report.push("tls_names", Status::Ok, format!("the certificate covers {}", public.host));
+    } else {
+        report.push_fix(
+            "tls_names",
+            Status::Warn,
+            format!(
+                "the certificate is for {}, not for {} (the public URL's host)",
+                names.join(", "),
+                public.host
+            ),
+            "use a certificate for the public host, or set server.public_url to a name it covers",
+        );
+    }
+}
+
 fn check_tls(report: &mut Report, config: &Config, now_unix: i64) {
     let Some((cert, key)) = &config.tls else {
         report.push("tls", Status::Ok, "not terminated here ([tls] not set)");
@@ -268,12 +312,8 @@ fn check_tls(report: &mut Report, config: &Config, now_unix: i64) {
         );
         return;
     }
-    let first = {
-        use tokio_rustls::rustls::pki_types::CertificateDer;
-        use tokio_rustls::rustls::pki_types::pem::PemObject;
-        CertificateDer::pem_file_iter(cert).ok().and_then(|mut certs| certs.next()?.ok())
-    };
-    let Some(validity) = first.and_then(|der| crate::cert_validity::validity(&der)) else {
+    let Some(validity) = first_certificate(cert).and_then(|der| crate::cert_info::validity(&der))
+    else {
         report.push_fix(
             "tls",
             Status::Warn,

@@ -7,7 +7,7 @@
 pub mod app;
 pub mod audit;
 pub mod bench;
-pub mod cert_validity;
+pub mod cert_info;
 pub mod cli;
 pub mod config;
 pub mod dev_cert;

@@ -48,7 +48,7 @@ fn temp_dir() -> tempfile::TempDir {
     tempfile::Builder::new().prefix("tessera-doctor-").tempdir().unwrap()
 }
 
-/// A self-signed certificate for localhost valid from `from` to `until` (days from today), and
+/// A self-signed certificate for localhost and 127.0.0.1 valid from `from` to `until` (days from today), and
 /// its key, as PEM files in `dir`.
 fn certificate(dir: &Path, name: &str, from: i64, until: i64) -> (String, String) {
     let day = |offset: i64| {
@@ -57,7 +57,8 @@ fn certificate(dir: &Path, name: &str, from: i64, until: i64) -> (String, String
         let n = |r: std::ops::Range<usize>| text[r].parse::<i32>().unwrap();
         rcgen::date_time_ymd(n(0..4), n(5..7) as u8, n(8..10) as u8)
     };
-    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    let mut params = rcgen::CertificateParams::new(names).unwrap();
     params.not_before = day(from);
     params.not_after = day(until);
     let key = rcgen::KeyPair::generate().unwrap();
@@ -81,6 +82,7 @@ fn a_sound_configuration_passes_every_check() {
         assert!(line.starts_with("OK "), "{line}\n{}", outcome.stdout);
     }
     assert!(outcome.line("tls").contains("the key matches"), "{}", outcome.stdout);
+    assert!(outcome.line("tls_names").contains("covers 127.0.0.1"), "{}", outcome.stdout);
     assert!(outcome.stdout.contains("0 failed, 0 warning(s)"), "{}", outcome.stdout);
     assert!(!data.exists(), "the doctor creates nothing");
 
@@ -147,6 +149,24 @@ fn tls_problems_fail_and_an_expiring_certificate_warns() {
     assert_eq!(outcome.code, Some(1), "{}", outcome.stdout);
     let tls = outcome.line("tls");
     assert!(tls.starts_with("FAIL") && tls.contains(missing), "{tls}");
+
+    // A certificate for other names than the public host's.
+    let outcome = doctor(
+        dir.path(),
+        &[],
+        &[
+            ("TESSERA_TLS__CERT", cert.as_str()),
+            ("TESSERA_TLS__KEY", key.as_str()),
+            ("TESSERA_SERVER__PUBLIC_URL", "https://auth.example.com"),
+        ],
+    );
+    assert_eq!(outcome.code, Some(0), "{}", outcome.stdout);
+    let names = outcome.line("tls_names");
+    assert!(
+        names.starts_with("WARN")
+            && names.contains("localhost, 127.0.0.1, not for auth.example.com"),
+        "{names}"
+    );
 
     let (_, other_key) = certificate(dir.path(), "b", -1, 200);
     let outcome = doctor(

@@ -1,7 +1,9 @@
-//! The validity period (`notBefore`, `notAfter`) of an X.509 certificate, read from its DER by
-//! a minimal walk of the structure (RFC 5280 §4.1): enough for `tessera doctor` to warn of an
-//! expiring certificate without a full X.509 parser in the binary. Anything unexpected is
-//! `None`, never a panic.
+//! What `tessera doctor` reads from an X.509 certificate: its validity period (`notBefore`,
+//! `notAfter`) and the names it is for (subject alternative names), from its DER by a minimal
+//! walk of the structure (RFC 5280 §4.1), without a full X.509 parser in the binary. Anything
+//! unexpected is `None`, never a panic.
+
+use std::net::IpAddr;
 
 /// A certificate's validity, in seconds since the Unix epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +31,72 @@ pub fn validity(der: &[u8]) -> Option<Validity> {
     let not_before = time(tag, not_before)?;
     let (tag, not_after, _) = tlv(rest)?;
     Some(Validity { not_before, not_after: time(tag, not_after)? })
+}
+
+/// The DNS names and IP addresses of the certificate's subject alternative names (RFC 5280
+/// §4.2.1.6), lowercased; `None` when the certificate cannot be read or has no such extension.
+pub fn names(der: &[u8]) -> Option<Vec<String>> {
+    let (0x30, certificate, _) = tlv(der)? else { return None };
+    let (0x30, mut tbs, _) = tlv(certificate)? else { return None };
+    if tbs.first() == Some(&0xa0) {
+        tbs = tlv(tbs)?.2;
+    }
+    // serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo.
+    for _ in 0..6 {
+        tbs = tlv(tbs)?.2;
+    }
+    // Optional [1] and [2] unique ids, then [3] EXPLICIT extensions.
+    while let Some((tag, content, rest)) = tlv(tbs) {
+        tbs = rest;
+        if tag != 0xa3 {
+            continue;
+        }
+        let (0x30, mut extensions, _) = tlv(content)? else { return None };
+        while let Some((0x30, extension, rest)) = tlv(extensions) {
+            extensions = rest;
+            let (0x06, oid, mut fields) = tlv(extension)? else { return None };
+            // 2.5.29.17, subjectAltName.
+            if oid != [0x55, 0x1d, 0x11] {
+                continue;
+            }
+            if fields.first() == Some(&0x01) {
+                fields = tlv(fields)?.2;
+            }
+            let (0x04, value, _) = tlv(fields)? else { return None };
+            let (0x30, mut general_names, _) = tlv(value)? else { return None };
+            let mut names = Vec::new();
+            while let Some((tag, name, rest)) = tlv(general_names) {
+                general_names = rest;
+                match (tag, name.len()) {
+                    (0x82, _) => names.push(String::from_utf8_lossy(name).to_ascii_lowercase()),
+                    (0x87, 4) => {
+                        let octets: [u8; 4] = name.try_into().ok()?;
+                        names.push(IpAddr::from(octets).to_string());
+                    }
+                    (0x87, 16) => {
+                        let octets: [u8; 16] = name.try_into().ok()?;
+                        names.push(IpAddr::from(octets).to_string());
+                    }
+                    _ => {}
+                }
+            }
+            return Some(names);
+        }
+        return None;
+    }
+    None
+}
+
+/// Whether `host` (a DNS name or an IP address, without brackets) is one of `names`, where
+/// `*.example.com` stands for exactly one label.
+pub fn covers(names: &[String], host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    names.iter().any(|name| match name.strip_prefix("*.") {
+        Some(parent) => {
+            host.split_once('.').is_some_and(|(label, rest)| !label.is_empty() && rest == parent)
+        }
+        None => *name == host || host.parse::<IpAddr>().is_ok_and(|ip| ip.to_string() == *name),
+    })
 }
 
 /// One DER element: its tag, its content and what follows it.
@@ -119,7 +187,29 @@ mod tests {
     }
 
     #[test]
+    fn subject_alternative_names_are_read_and_matched() {
+        let params = rcgen::CertificateParams::new(vec![
+            "Auth.Example.com".to_owned(),
+            "*.apps.example.com".to_owned(),
+            "127.0.0.1".to_owned(),
+            "::1".to_owned(),
+        ])
+        .unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let names = names(cert.der()).expect("names");
+        assert_eq!(names, ["auth.example.com", "*.apps.example.com", "127.0.0.1", "::1"]);
+        assert!(covers(&names, "AUTH.example.com"));
+        assert!(covers(&names, "one.apps.example.com"));
+        assert!(!covers(&names, "two.one.apps.example.com"));
+        assert!(!covers(&names, "apps.example.com"));
+        assert!(covers(&names, "::1"));
+        assert!(!covers(&names, "evil.example.com"));
+    }
+
+    #[test]
     fn garbage_is_none() {
+        assert_eq!(names(b"\x30\x00"), None);
         assert_eq!(validity(b""), None);
         assert_eq!(validity(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]), None);
         assert_eq!(validity(&[0x30, 0x03, 0x30, 0x01, 0x02]), None);
