@@ -326,3 +326,35 @@ async fn every_emitted_metric_is_documented_and_the_dashboard_uses_real_ones() {
         }
     }
 }
+
+#[tokio::test]
+async fn pages_on_allowed_origins_may_send_and_read_the_request_id() {
+    let app = spawn_app_with(|c| {
+        c.server.allowed_origins =
+            Some(tessera_server::config::StringList(vec!["https://app.example".into()]));
+    })
+    .await;
+    let preflight = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/v1/me"))
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "x-request-id")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 204);
+    let allowed = header_str(preflight.headers(), "access-control-allow-headers").unwrap();
+    assert!(allowed.split(", ").any(|h| h == "x-request-id"), "{allowed}");
+
+    let response = app
+        .get("/v1/me")
+        .header("origin", "https://app.example")
+        .header("x-request-id", "from-the-page")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header_str(response.headers(), "x-request-id").as_deref(), Some("from-the-page"));
+    let exposed = header_str(response.headers(), "access-control-expose-headers").unwrap();
+    assert!(exposed.split(", ").any(|h| h == "x-request-id"), "{exposed}");
+}
