@@ -109,7 +109,7 @@ fn preflight(request: &Request) -> Option<Response> {
     );
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("authorization, content-type, x-csrf-token"),
+        HeaderValue::from_static("authorization, content-type, x-csrf-token, x-request-id"),
     );
     headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
     Some(response)
@@ -120,7 +120,7 @@ fn add_cors_headers(headers: &mut HeaderMap, origin: HeaderValue) {
     headers.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
     headers.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("retry-after, www-authenticate"),
+        HeaderValue::from_static("retry-after, www-authenticate, x-request-id"),
     );
     headers.append(header::VARY, HeaderValue::from_static("origin"));
 }

@@ -48,6 +48,27 @@ pub enum Command {
     ///
     /// Example: tessera bench --users 1000,100000 --duration 5
     Bench(BenchArgs),
+    /// Check a configuration and the installation it points at, and say what to fix: one line
+    /// per check, OK, WARN or FAIL, with a hint (configuration validity, cookie and TLS
+    /// security, certificate expiry, data directory permissions, signing key ages, store
+    /// reachability, open registration, allowed origins, argon2 cost). Reads only.
+    ///
+    /// Exit status: 0 when no check failed (warnings allowed), 1 when one did.
+    ///
+    /// Example: tessera doctor --config /etc/tessera/tessera.toml
+    Doctor(DoctorArgs),
+}
+
+/// `tessera doctor`
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Configuration source.
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Print one JSON object (`ok`, `failures`, `warnings`, `checks`: [{`check`, `status`,
+    /// `message`, `fix`}]) instead of lines.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `tessera bench`

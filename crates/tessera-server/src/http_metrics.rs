@@ -34,6 +34,13 @@ pub struct Observation {
     method: usize,
 }
 
+impl Observation {
+    /// How long ago the request began.
+    pub fn elapsed(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+}
+
 impl HttpMetrics {
     /// Starts observing `request` (call before it is handled: routing has set its route).
     pub fn begin(request: &Request) -> Observation {

@@ -7,15 +7,19 @@
 pub mod app;
 pub mod audit;
 pub mod bench;
+pub mod cert_info;
 pub mod cli;
 pub mod config;
 pub mod dev_cert;
+pub mod doctor;
 pub mod edge;
 pub mod http_metrics;
 pub mod idle;
+pub mod json_log;
 pub mod openapi;
 pub mod ops;
 pub mod redirect;
+pub mod request_id;
 pub mod serve;
 pub mod telemetry;
 pub mod time_limit;
@@ -150,6 +154,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 bench::run::run_here(&options).await
             } else {
                 bench::run::run(&options, args.json).await.map(|_| ())
+            }
+        }
+        Command::Doctor(args) => {
+            let now = tessera::Clock::now(&tessera::SystemClock).unix_millis().div_euclid(1000);
+            let report = doctor::run(load(&args.config, None), now).await;
+            if args.json {
+                println!("{}", report.json());
+            } else {
+                print!("{}", report.text());
+            }
+            match report.failures() {
+                0 => Ok(()),
+                n => bail!("{n} check(s) failed"),
             }
         }
         Command::Config(ConfigCommand::Check { config, listen }) => {

@@ -20,7 +20,10 @@ pub fn init(config: &Config) -> anyhow::Result<()> {
         .with_ansi(ansi);
     let result = match config.log_format {
         LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Json => builder
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .event_format(crate::json_log::JsonLines)
+            .try_init(),
     };
     result.map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))
 }

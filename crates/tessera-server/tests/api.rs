@@ -32,6 +32,9 @@ mod crash;
 #[path = "api/csrf.rs"]
 mod csrf;
 #[cfg(test)]
+#[path = "api/doctor.rs"]
+mod doctor;
+#[cfg(test)]
 #[path = "api/faults.rs"]
 mod faults;
 #[cfg(test)]
@@ -64,6 +67,9 @@ mod restart;
 #[cfg(test)]
 #[path = "api/scale.rs"]
 mod scale;
+#[cfg(test)]
+#[path = "api/schemathesis.rs"]
+mod schemathesis;
 #[cfg(test)]
 #[path = "api/session.rs"]
 mod session;

@@ -43,7 +43,11 @@ async fn redis_stopped_mid_test_fails_closed_and_recovers_by_itself() {
     redis.stop();
     // Sessions live in Redis: refused with 503, never let through, never a 500.
     assert_problem(b.me_cookie(&session.cookie).await, 503, "store_unavailable").await;
-    assert_problem(a.get("/readyz").send().await.unwrap(), 503, "store_unavailable").await;
+    // The answer names the request, in its header and its body, for the report of the fault.
+    let readyz = a.get("/readyz").send().await.unwrap();
+    let id = header_str(readyz.headers(), "x-request-id").expect("X-Request-Id");
+    let problem = assert_problem(readyz, 503, "store_unavailable").await;
+    assert_eq!(problem["request_id"], id.as_str(), "{problem}");
     assert_eq!(ready(&b).await, 503);
     // Throttling counters live in Redis too: no login can be counted, so none is checked.
     assert_problem(a.post_session("alice", PASSWORD).await, 503, "store_unavailable").await;

@@ -146,3 +146,215 @@ async fn silent_connections_are_closed_and_do_not_block_the_connection_cap() {
     let health = tokio::time::timeout(WAIT, app.get("/healthz").send()).await.unwrap().unwrap();
     assert_eq!(health.status(), 200);
 }
+
+#[tokio::test]
+async fn every_response_carries_a_request_id_and_a_sane_incoming_one_is_kept() {
+    let app = spawn_app().await;
+    let mut seen = Vec::new();
+    for path in ["/healthz", "/v1/me", "/no-such-path"] {
+        let response = app.get(path).send().await.unwrap();
+        let id = header_str(response.headers(), "x-request-id")
+            .unwrap_or_else(|| panic!("{path}: no X-Request-Id"));
+        assert!(
+            (1..=64).contains(&id.len())
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)),
+            "{path}: {id:?}"
+        );
+        seen.push(id);
+    }
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 3, "fresh ids are distinct: {seen:?}");
+
+    let sane = "proxy-7f3a.1_b";
+    let response = app.get("/v1/me").header("x-request-id", sane).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(header_str(response.headers(), "x-request-id").as_deref(), Some(sane));
+    let longest = "a".repeat(64);
+    let response = app.get("/healthz").header("x-request-id", &longest).send().await.unwrap();
+    assert_eq!(header_str(response.headers(), "x-request-id"), Some(longest));
+
+    for insane in ["", "has space", "quote\"d", "a/b", "x".repeat(65).as_str(), "é"] {
+        let response = app
+            .get("/healthz")
+            .header(
+                "x-request-id",
+                reqwest::header::HeaderValue::from_bytes(insane.as_bytes()).unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let id = header_str(response.headers(), "x-request-id").expect("an id");
+        assert_ne!(id, insane, "{insane:?} must be replaced");
+        assert!(id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)), "{id}");
+    }
+    // Two ids in one request: neither is believed.
+    let response = app
+        .get("/healthz")
+        .header("x-request-id", "one")
+        .header("x-request-id", "two")
+        .send()
+        .await
+        .unwrap();
+    let id = header_str(response.headers(), "x-request-id").expect("an id");
+    assert!(id != "one" && id != "two", "{id}");
+}
+
+#[tokio::test]
+async fn json_logs_are_one_object_per_line_with_the_request_id_and_no_query() {
+    let dir = tempfile::Builder::new().prefix("tessera-ops-").tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap();
+    let mut server = TesseraProcess::start(crate::cli::tessera(
+        &["serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir],
+        &[("TESSERA_LOG__FORMAT", "json"), ("TESSERA_LOG__LEVEL", "info,tessera::access=debug")],
+    ));
+    let client = client();
+    let response = client
+        .get(server.url("/v1/me?access_token=sekrit-query-value"))
+        .header("x-request-id", "trace-me-42")
+        .header("authorization", "Bearer sekrit-bearer-value")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(header_str(response.headers(), "x-request-id").as_deref(), Some("trace-me-42"));
+    assert!(server.terminate().success());
+    let stderr = server.stderr_text();
+
+    let mut access = None;
+    for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
+        let value: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not one JSON object per line ({e}): {line:?}"));
+        for key in ["timestamp", "level", "target", "message"] {
+            assert!(value.get(key).is_some_and(|v| v.is_string()), "{key} missing: {line}");
+        }
+        if value["target"] == "tessera::access" && value["request_id"] == "trace-me-42" {
+            access = Some(value);
+        }
+    }
+    let access = access.unwrap_or_else(|| panic!("no access line with the request id:\n{stderr}"));
+    assert_eq!(access["level"], "DEBUG");
+    assert_eq!(access["method"], "GET");
+    assert_eq!(access["path"], "/v1/me");
+    assert_eq!(access["status"], 401);
+    assert!(access["latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0), "{access}");
+    assert!(!stderr.contains("sekrit"), "a secret reached the log:\n{stderr}");
+}
+
+/// Metrics documented in docs/operations.md that a default single-process server does not
+/// emit: the revocation feed exists only with several instances (Redis or PostgreSQL).
+const CONDITIONAL_METRICS: [&str; 1] = ["tessera_revocation_feed_live"];
+/// Metrics the dashboard uses that come with a feature merged separately (key rotation).
+const DASHBOARD_ONLY_METRICS: [&str; 1] = ["tessera_signing_key_age_seconds"];
+
+/// Every `tessera_*` metric name in `text`, histogram series folded into their family.
+fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("tessera_") {
+        let tail = &rest[at..];
+        let end =
+            tail.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(tail.len());
+        let name = &tail[..end];
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s).filter(|f| f.ends_with("_seconds")))
+            .unwrap_or(name);
+        names.insert(family.to_owned());
+        rest = &tail[end..];
+    }
+    names
+}
+
+#[tokio::test]
+async fn every_emitted_metric_is_documented_and_the_dashboard_uses_real_ones() {
+    let app = spawn_app().await;
+    app.get("/healthz").send().await.unwrap();
+    let emitted: std::collections::BTreeSet<String> = app
+        .metrics()
+        .await
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_owned)
+        .collect();
+    assert!(emitted.len() > 10, "{emitted:?}");
+
+    let docs = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/operations.md");
+    let docs = std::fs::read_to_string(docs).expect("docs/operations.md");
+    let section = |start: &str, end: &str| -> String {
+        let from = docs.find(start).unwrap_or_else(|| panic!("no `{start}` in operations.md"));
+        let to = docs[from..].find(end).map_or(docs.len(), |n| from + n);
+        docs[from..to].to_owned()
+    };
+    // The reference table: rows that start with a metric name.
+    let table: std::collections::BTreeSet<String> = section("## Metrics", "### A dashboard")
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `tessera_"))
+        .filter_map(|l| l.split('`').next())
+        .map(|name| format!("tessera_{name}"))
+        .collect();
+    for name in &emitted {
+        assert!(
+            table.contains(name),
+            "/metrics emits {name}, which operations.md does not document"
+        );
+    }
+    for name in &table {
+        assert!(
+            emitted.contains(name) || CONDITIONAL_METRICS.contains(&name.as_str()),
+            "operations.md documents {name}, which /metrics does not emit"
+        );
+    }
+
+    let dashboard = section("### A dashboard", "\n## ");
+    let json = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/grafana-dashboard.json");
+    let json = std::fs::read_to_string(json).expect("docs/grafana-dashboard.json");
+    let parsed: serde_json::Value = serde_json::from_str(&json).expect("the dashboard is JSON");
+    let panels = parsed["panels"].as_array().expect("panels");
+    let titles = dashboard.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| panel"));
+    assert_eq!(titles.count(), panels.len(), "the JSON dashboard and the panel table differ");
+    for (what, text) in [("the panel table", dashboard.as_str()), ("grafana-dashboard.json", &json)]
+    {
+        let used = metric_names(text);
+        assert!(used.len() > 10, "{what}: {used:?}");
+        for name in used {
+            assert!(
+                table.contains(&name) || DASHBOARD_ONLY_METRICS.contains(&name.as_str()),
+                "{what} queries {name}, which is not a documented metric"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn pages_on_allowed_origins_may_send_and_read_the_request_id() {
+    let app = spawn_app_with(|c| {
+        c.server.allowed_origins =
+            Some(tessera_server::config::StringList(vec!["https://app.example".into()]));
+    })
+    .await;
+    let preflight = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/v1/me"))
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "x-request-id")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 204);
+    let allowed = header_str(preflight.headers(), "access-control-allow-headers").unwrap();
+    assert!(allowed.split(", ").any(|h| h == "x-request-id"), "{allowed}");
+
+    let response = app
+        .get("/v1/me")
+        .header("origin", "https://app.example")
+        .header("x-request-id", "from-the-page")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header_str(response.headers(), "x-request-id").as_deref(), Some("from-the-page"));
+    let exposed = header_str(response.headers(), "access-control-expose-headers").unwrap();
+    assert!(exposed.split(", ").any(|h| h == "x-request-id"), "{exposed}");
+}
