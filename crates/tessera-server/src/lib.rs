@@ -15,6 +15,7 @@ pub mod http_metrics;
 pub mod idle;
 pub mod openapi;
 pub mod ops;
+pub mod page;
 pub mod redirect;
 pub mod serve;
 pub mod telemetry;
