@@ -1,13 +1,14 @@
 //! The demo page: `GET /` (the HTML, under a strict Content-Security-Policy: its own scripts,
-//! styles and API only, nothing inline) and its fixed set of assets at `/assets/{file}`, all
-//! compiled into the binary. Every answer carries a strong `ETag` (the SHA-256 of the content)
-//! with `Cache-Control: no-cache`, so browsers revalidate cheaply (304) and a new binary never
-//! serves a stale script beside a new page; any other asset name is a 404 problem.
+//! styles and API only, nothing inline; `no-store` like every other answer) and its fixed set
+//! of assets at `/assets/{file}`, all compiled into the binary. An asset carries a strong
+//! `ETag` (from the SHA-256 of its content) with `Cache-Control: no-cache`, so browsers
+//! revalidate cheaply (304) and a new binary never serves a stale script beside a new page;
+//! any other asset name is a 404 problem.
 
 use std::sync::LazyLock;
 
 use axum::extract::Path;
-use axum::response::{IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use tessera_axum::ApiError;
 
@@ -21,21 +22,19 @@ const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self';
 /// 304 without a body.
 const CACHE_CONTROL: &str = "no-cache";
 
+/// The page itself.
+const PAGE: &str = include_str!("../assets/index.html");
+
 /// One file served from the binary.
 struct Asset {
-    /// The name under `/assets/` (`""` for the page itself).
+    /// The name under `/assets/`.
     name: &'static str,
     content_type: &'static str,
     body: &'static [u8],
 }
 
-/// The page, then every file under `/assets/`.
-const FILES: [Asset; 7] = [
-    Asset {
-        name: "",
-        content_type: "text/html; charset=utf-8",
-        body: include_bytes!("../assets/index.html"),
-    },
+/// Every file under `/assets/`.
+const FILES: [Asset; 6] = [
     Asset {
         name: "tessera.css",
         content_type: "text/css; charset=utf-8",
@@ -89,24 +88,15 @@ static SERVED: LazyLock<Vec<Served>> = LazyLock::new(|| {
         .collect()
 });
 
-/// The served file named `name` (`""` for the page).
-fn find(name: &str) -> Option<&'static Served> {
-    SERVED.iter().find(|served| served.asset.name == name)
-}
-
 /// `GET /`: the demo page.
-pub async fn index(headers: HeaderMap) -> Response {
-    let Some(page) = find("") else { return ApiError::NotFound.into_response() };
-    let mut response = serve(page, &headers);
-    response
-        .headers_mut()
-        .insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(PAGE_CSP));
-    response
+pub async fn index() -> Response {
+    ([(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(PAGE_CSP))], Html(PAGE))
+        .into_response()
 }
 
 /// `GET /assets/{file}`: one of the page's files, else 404 `not_found`.
 pub async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Response {
-    match find(&name).filter(|_| !name.is_empty()) {
+    match SERVED.iter().find(|served| served.asset.name == name) {
         Some(file) => serve(file, &headers),
         None => ApiError::NotFound.into_response(),
     }
@@ -149,13 +139,13 @@ mod tests {
 
     #[test]
     fn every_asset_name_is_distinct_and_referenced_by_the_page() {
-        let page = std::str::from_utf8(FILES[0].body).unwrap();
+        let page = PAGE;
         let scripts: String = FILES
             .iter()
             .filter(|f| f.name.ends_with(".js"))
             .map(|f| std::str::from_utf8(f.body).unwrap())
             .collect();
-        for (i, file) in FILES.iter().enumerate().skip(1) {
+        for (i, file) in FILES.iter().enumerate() {
             assert!(FILES.iter().skip(i + 1).all(|other| other.name != file.name));
             let path = format!("/assets/{}", file.name);
             let import = format!("'./{}'", file.name);
@@ -169,7 +159,7 @@ mod tests {
 
     #[test]
     fn the_page_has_no_inline_script_or_style() {
-        let page = std::str::from_utf8(FILES[0].body).unwrap().to_ascii_lowercase();
+        let page = PAGE.to_ascii_lowercase();
         assert!(!page.contains("<style"), "inline <style>");
         assert!(!page.contains(" style="), "inline style attribute");
         for (at, _) in page.match_indices(" on") {

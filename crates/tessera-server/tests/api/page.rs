@@ -64,7 +64,10 @@ async fn the_page_is_html_under_a_strict_csp_with_no_inline_code() {
     let headers = response.headers().clone();
     assert_eq!(header_str(&headers, "content-security-policy").as_deref(), Some(PAGE_CSP));
     assert_eq!(header_str(&headers, "x-frame-options").as_deref(), Some("DENY"));
-    let html = assert_served(&app, "/", "text/html; charset=utf-8").await;
+    assert_eq!(header_str(&headers, "content-type").as_deref(), Some("text/html; charset=utf-8"));
+    assert_eq!(header_str(&headers, "x-content-type-options").as_deref(), Some("nosniff"));
+    assert_eq!(header_str(&headers, "cache-control").as_deref(), Some("no-store"));
+    let html = response.text().await.unwrap();
     let lower = html.to_ascii_lowercase();
     assert!(lower.starts_with("<!doctype html>"));
     assert!(!lower.contains("<style") && !lower.contains(" style="), "inline style");

@@ -14,7 +14,7 @@
 // overall time limit.
 
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -46,6 +46,7 @@ if (!base || !/^https?:\/\/[^/]+$/.test(base)) {
 const repoRoot = resolve(fileURLToPath(new URL('../../../../', import.meta.url)));
 const artifacts = resolve(process.argv[3] ?? join(repoRoot, 'target', 'browser-artifacts'));
 mkdirSync(artifacts, { recursive: true });
+rmSync(join(artifacts, 'failure.png'), { force: true });
 
 const watchdog = setTimeout(() => {
   console.error(`browser tests: still running after ${OVERALL_TIMEOUT_MS / 1000} s, giving up`);
