@@ -204,9 +204,11 @@ async function tokenRefresh() {
       state.cookieToken = cookieGrant(result.body);
       show(result, 'Rotated inside the cookies: the browser sent the refresh cookie (it goes only to '
         + '/v1/token) with the CSRF header, and got new cookies back.');
-    } else {
+    } else if (result.status === 401) {
       state.cookieToken = null;
       show(result, 'The refresh cookie no longer works; the server cleared both token cookies.');
+    } else {
+      show(result, retryNote(result));
     }
     return render();
   }

@@ -77,12 +77,9 @@ fn run_bounded(mut command: Command, limit: Duration) -> Output {
     }
 }
 
-#[tokio::test]
-async fn the_demo_page_works_in_chromium() {
+/// Runs the browser tests against `app`, with screenshots in `artifacts`.
+async fn click_through(app: &TestApp, artifacts: PathBuf) {
     assert_tools_installed();
-    // A long retry grace, so the page's "replay within the grace" step never depends on speed.
-    let app = spawn_app_with(|c| c.token.refresh_reuse_grace = secs(300)).await;
-    let artifacts = artifacts_dir();
     let _ = std::fs::remove_file(artifacts.join("demo-page.png"));
     let mut command = Command::new("node");
     command.arg(SCRIPT).arg(&app.base).arg(&artifacts).current_dir(BROWSER_DIR);
@@ -100,4 +97,26 @@ async fn the_demo_page_works_in_chromium() {
     );
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
     assert!(artifacts.join("demo-page.png").exists());
+}
+
+/// Cookie security off, as for plain-HTTP development (API.md): `tessera_session` without
+/// `Secure`. This run takes the README's screenshot.
+#[tokio::test]
+async fn the_demo_page_works_in_chromium() {
+    // A long retry grace, so the page's "replay within the grace" step never depends on speed.
+    let app = spawn_app_with(|c| c.token.refresh_reuse_grace = secs(300)).await;
+    click_through(&app, artifacts_dir()).await;
+}
+
+/// The default cookies (`__Host-` names, `Secure`), which Chromium accepts over plain HTTP
+/// from a loopback address: what `tessera serve` with no configuration gives a developer.
+#[tokio::test]
+async fn the_demo_page_works_in_chromium_with_secure_cookies() {
+    let app = spawn_app_with(|c| {
+        c.cookie.secure = Some(true);
+        c.token.refresh_reuse_grace = secs(300);
+    })
+    .await;
+    assert!(app.cookie_secure);
+    click_through(&app, artifacts_dir().join("secure-cookies")).await;
 }

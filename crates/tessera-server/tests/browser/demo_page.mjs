@@ -6,9 +6,10 @@
 //
 //   node demo_page.mjs BASE_URL [ARTIFACTS_DIR]
 //
-// BASE_URL is a running `tessera` with `cookie.secure = false` (cookie names without
-// `__Host-`) and a `token.refresh_reuse_grace` long enough for the grace step (tests/api/
-// browser.rs starts one with 5 minutes). Screenshots go to ARTIFACTS_DIR (default
+// BASE_URL is a running `tessera` on a loopback address (over plain HTTP Chromium takes
+// `Secure` cookies from localhost and 127.0.0.1 too, so `cookie.secure` may be either) with a
+// `token.refresh_reuse_grace` long enough for the grace step (tests/api/browser.rs starts
+// one with 5 minutes, once with each cookie setting). Screenshots go to ARTIFACTS_DIR (default
 // target/browser-artifacts); `demo-page.png` there is the one the README shows. Exits 0 when
 // every step passed, 1 on the first failure (with a screenshot `failure.png`), 2 on the
 // overall time limit.
@@ -157,10 +158,16 @@ async function typeAccount(on) {
   }
 }
 
-/** The page's cookies as the browser holds them, by name. */
-async function cookies() {
-  const list = await context.cookies(base);
-  return Object.fromEntries(list.map((c) => [c.name, c]));
+/** The page's cookies as the browser holds them (for `path`), by name without the `__Host-`
+ * or `__Secure-` prefix that secure cookies carry; each is checked to be `Secure` exactly
+ * when it has the prefix. */
+async function cookies(path = '/') {
+  const list = await context.cookies(`${base}${path}`);
+  return Object.fromEntries(list.map((c) => {
+    const name = c.name.replace(/^__(Host|Secure)-/, '');
+    assert.equal(c.secure, name !== c.name, `${c.name}: Secure goes with the prefix`);
+    return [name, c];
+  }));
 }
 
 /** What script in the page can read of the cookies. */
@@ -453,8 +460,7 @@ async function main() {
     const jar = await cookies();
     assert.equal(jar.tessera_access?.httpOnly, true);
     assert.equal(jar.tessera_access?.sameSite, 'Strict');
-    const all = await context.cookies(`${base}/v1/token/refresh`);
-    const refresh = all.find((c) => c.name === 'tessera_refresh');
+    const refresh = (await cookies('/v1/token/refresh')).tessera_refresh;
     assert.equal(refresh?.httpOnly, true);
     assert.equal(refresh?.path, '/v1/token');
     const visible = await scriptCookies();
