@@ -8,6 +8,7 @@
 use std::sync::LazyLock;
 
 use axum::extract::Path;
+use axum::extract::rejection::PathRejection;
 use axum::response::{Html, IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use tessera_axum::ApiError;
@@ -34,7 +35,7 @@ struct Asset {
 }
 
 /// Every file under `/assets/`.
-const FILES: [Asset; 6] = [
+static FILES: [Asset; 6] = [
     Asset {
         name: "tessera.css",
         content_type: "text/css; charset=utf-8",
@@ -94,8 +95,10 @@ pub async fn index() -> Response {
         .into_response()
 }
 
-/// `GET /assets/{file}`: one of the page's files, else 404 `not_found`.
-pub async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Response {
+/// `GET /assets/{file}`: one of the page's files, else 404 `not_found` (a name that is not
+/// even UTF-8 included).
+pub async fn asset(path: Result<Path<String>, PathRejection>, headers: HeaderMap) -> Response {
+    let Ok(Path(name)) = path else { return ApiError::NotFound.into_response() };
     match SERVED.iter().find(|served| served.asset.name == name) {
         Some(file) => serve(file, &headers),
         None => ApiError::NotFound.into_response(),

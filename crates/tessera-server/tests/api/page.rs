@@ -118,6 +118,7 @@ async fn other_asset_names_are_404_problems_and_other_methods_405() {
         "/assets/%2e%2e%2fCargo.toml",
         "/assets/",
         "/assets/app.js/x",
+        "/assets/%FF%FE.js",
     ] {
         assert_problem(app.get(path).send().await.unwrap(), 404, "not_found").await;
     }
