@@ -29,6 +29,7 @@ use crate::config::{Config, StoreKind};
 use crate::edge::EdgeLayer;
 use crate::http_metrics::HttpMetrics;
 use crate::ops::{self, OpsState};
+use crate::page;
 use crate::serve::{ServeOptions, serve};
 
 /// How often pending session renewals are written.
@@ -402,8 +403,8 @@ pub fn app(
     let ops_state = OpsState { api: state.clone(), http_metrics: http_metrics.clone() };
     let https = state.http.public_origin.starts_with("https://");
     Router::new()
-        .route("/", get(ops::index))
-        .route("/assets/tessera.css", get(ops::stylesheet))
+        .route("/", get(page::index))
+        .route("/assets/{file}", get(page::asset))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -18,6 +18,7 @@ pub mod idle;
 pub mod json_log;
 pub mod openapi;
 pub mod ops;
+pub mod page;
 pub mod redirect;
 pub mod request_id;
 pub mod serve;

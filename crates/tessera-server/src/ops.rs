@@ -1,11 +1,11 @@
-//! Operations endpoints: `/healthz` (the process is up), `/readyz` (every store answers),
-//! `/metrics` (Prometheus text), and `/`, the demo page.
+//! Operations endpoints: `/healthz` (the process is up), `/readyz` (every store answers) and
+//! `/metrics` (Prometheus text). The demo page at `/` is [`crate::page`]'s.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use serde_json::json;
 use tessera_axum::{ApiError, TesseraState};
@@ -46,33 +46,6 @@ pub async fn metrics(State(state): State<OpsState>) -> Response {
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
         )],
         out,
-    )
-        .into_response()
-}
-
-/// The page's Content-Security-Policy: its own scripts, styles and API only; no inline code,
-/// no framing, no foreign form targets.
-const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-     img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; \
-     frame-ancestors 'none'";
-
-/// `GET /`: the demo page.
-pub async fn index() -> Response {
-    (
-        [(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(PAGE_CSP))],
-        Html(include_str!("../assets/index.html")),
-    )
-        .into_response()
-}
-
-/// `GET /assets/tessera.css`: the page's style sheet.
-pub async fn stylesheet() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8")),
-            (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600")),
-        ],
-        include_str!("../assets/tessera.css"),
     )
         .into_response()
 }

@@ -4,9 +4,10 @@
 //!
 //! One test binary on purpose: every extra one costs a link. Run with
 //! `cargo test -p tessera-server --test api` (the JOSE cross-check needs PyJWT, the PostgreSQL
-//! tests a server, the nginx test Debian's nginx: `scripts/test` installs and starts what is
-//! needed and sets `TESSERA_TEST_PYTHON` and `TESSERA_TEST_POSTGRES_URL`). `TEST_LOG=1` shows
-//! server logs.
+//! tests a server, the nginx test Debian's nginx, the browser test Node.js, the npm packages of
+//! `tests/browser` and Debian's Chromium: `scripts/test` installs and starts what is needed
+//! and sets `TESSERA_TEST_PYTHON` and `TESSERA_TEST_POSTGRES_URL`). `TEST_LOG=1` shows server
+//! logs.
 
 // `#[cfg(test)]` makes the helpers (functions outside `#[test]`) count as test code for
 // clippy's allow-unwrap/expect/panic-in-tests settings.
@@ -19,6 +20,9 @@ mod attacks_jwt;
 #[cfg(test)]
 #[path = "api/audit.rs"]
 mod audit;
+#[cfg(test)]
+#[path = "api/browser.rs"]
+mod browser;
 #[cfg(test)]
 #[path = "api/cli.rs"]
 mod cli;
@@ -52,6 +56,9 @@ mod openapi;
 #[cfg(test)]
 #[path = "api/ops.rs"]
 mod ops;
+#[cfg(test)]
+#[path = "api/page.rs"]
+mod page;
 #[cfg(test)]
 #[path = "api/postgres.rs"]
 mod postgres;

@@ -59,7 +59,7 @@ fn routes_in_source() -> BTreeSet<String> {
 
 /// A documented path with its parameters filled in.
 fn concrete(path: &str) -> String {
-    path.replace("{id}", "no-such-login")
+    path.replace("{id}", "no-such-login").replace("{file}", "tessera.css")
 }
 
 /// The response object of `status` for `method path`, with `$ref`s followed.
