@@ -45,6 +45,7 @@ fn user(id: &str, name: &str) -> UserRecord {
         username: name.into(),
         password_hash: "$argon2id$x".into(),
         created_at: ts(0),
+        disabled_at: None,
     }
 }
 
