@@ -168,6 +168,7 @@ async fn user_suite(store: &dyn UserStore) {
     assert!(store.update_password_hash("u1", "$argon2id$new").await.unwrap());
     assert!(!store.update_password_hash("nobody", "x").await.unwrap());
     assert_eq!(store.find_user_by_id("u1").await.unwrap().unwrap().password_hash, "$argon2id$new");
+    admin::user_admin_suite(store).await;
     store.ping().await.unwrap();
 }
 
@@ -1411,6 +1412,9 @@ async fn feed_suite(url: &str, topology: &Topology, raw_url: &str) {
 
 #[path = "support/redis_servers.rs"]
 mod redis_servers;
+
+#[path = "engine/admin.rs"]
+mod admin;
 
 fn options_for(topology: &Topology) -> RedisOptions {
     RedisOptions {
