@@ -63,7 +63,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             handles.close().await;
             let user = result.map_err(|e| anyhow::anyhow!("{e}"))?;
             if json {
-                println!("{}", admin::user_json(&user));
+                println!("{}", serde_json::to_string_pretty(&admin::user_json(&user))?);
             } else {
                 println!("created user {} ({})", user.username, user.id);
             }

@@ -792,6 +792,7 @@ impl Authenticator {
                         tokio::select! {
                             message = subscription.next() => match message {
                                 Ok((sid, until)) => {
+                                    tracing::debug!(%sid, "revocation feed: message");
                                     inner.revoked.insert(&sid, until);
                                     // It may name a session (or a user whose sessions all
                                     // ended) that another process ended: drop cached copies.
