@@ -149,6 +149,16 @@ impl Admin {
     async fn open(args: &ConfigArgs, command: &str) -> anyhow::Result<Self> {
         let config = crate::load(args, None)?;
         refuse_memory(&config)?;
+        let database = config.data_dir.join("tessera.db");
+        let uses_sqlite = [config.users_store, config.sessions_store].contains(&StoreKind::Sqlite);
+        if uses_sqlite && !database.exists() {
+            // A mistyped --data-dir must not look like an empty user base.
+            bail!(
+                "no database at {} (is --data-dir or server.data_dir right? `tessera user add` \
+                 creates it)",
+                database.display()
+            );
+        }
         let (stores, handles) = app::open_stores(&config).await?;
         let auth = match Authenticator::builder(config.engine, stores).build().await {
             Ok(auth) => auth,

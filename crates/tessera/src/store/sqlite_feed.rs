@@ -7,6 +7,13 @@
 //! The table keeps the newest [`KEEP_ROWS`] rows. A subscriber that fell further behind (or
 //! whose query fails) reports an error, and the follower resubscribes and reloads the
 //! revocations from the store, as with every other feed.
+//!
+//! [`Stores::sqlite`](super::Stores::sqlite) has no feed (one process, nothing to tell). An
+//! application that lets another process end logins on its file (the `tessera` admin
+//! commands) sets it and follows it:
+//! `Stores { feed: Some(store.clone()), ..Stores::single(store) }` with the session cache,
+//! and [`Authenticator::follow_revocation_feed`](crate::Authenticator::follow_revocation_feed)
+//! spawned once, as `tessera serve` does.
 
 use std::collections::VecDeque;
 use std::time::Duration;

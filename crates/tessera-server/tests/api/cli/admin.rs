@@ -69,6 +69,14 @@ fn user_commands_manage_the_users_of_a_data_dir() {
     let dir = temp_dir();
     let dir = dir.path().to_str().unwrap();
     let pw = format!("{PASSWORD}\n");
+    fails(admin(dir, &["user", "list"], &[], None), "no database at");
+    let pw_bob = format!("{PASSWORD}\n");
+    let bob = ok_json(admin(dir, &["user", "add", "bob", "--json"], &[], Some(&pw_bob)));
+    assert_eq!(bob["username"], "bob");
+    assert_eq!(bob["disabled"], false);
+    let bob_id = bob["id"].as_str().unwrap().to_owned();
+    let deleted = ok_json(admin(dir, &["user", "delete", &bob_id, "--yes", "--json"], &[], None));
+    assert_eq!(deleted["deleted"], true);
     let empty = admin(dir, &["user", "list"], &[], None);
     assert_eq!(stdout(&empty), "no users\n");
     assert_eq!(ok_json(admin(dir, &["user", "list", "--json"], &[], None)), json!([]));
