@@ -456,7 +456,8 @@ impl Stores {
     }
 
     /// Wraps the session store in an in-process cache of about `capacity` sessions (see
-    /// [`cached::CachedSessionStore`]: only when this process is the store's only writer).
+    /// [`cached::CachedSessionStore`]: only when this process is the store's only server;
+    /// changes by other processes reach it through the revocation feed).
     pub fn with_session_cache(mut self, capacity: usize) -> Self {
         self.sessions = Arc::new(cached::CachedSessionStore::new(self.sessions, capacity));
         self
