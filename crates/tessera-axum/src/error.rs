@@ -133,6 +133,12 @@ impl ApiError {
                     "Validation failed",
                     format!("{field}: {message}"),
                 ),
+                E::UserDisabled => (
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "Account disabled",
+                    "This account has been disabled by an administrator.".into(),
+                ),
                 E::RegistrationClosed => (
                     StatusCode::FORBIDDEN,
                     "registration_closed",

@@ -220,6 +220,26 @@ mod flaky {
             self.up()?;
             self.inner.update_password_hash(id, h).await
         }
+        async fn list_users(
+            &self,
+            after: Option<&str>,
+            limit: usize,
+        ) -> Result<Vec<UserRecord>, StoreError> {
+            self.up()?;
+            self.inner.list_users(after, limit).await
+        }
+        async fn set_user_disabled(
+            &self,
+            id: &str,
+            at: Option<Timestamp>,
+        ) -> Result<bool, StoreError> {
+            self.up()?;
+            self.inner.set_user_disabled(id, at).await
+        }
+        async fn delete_user(&self, id: &str) -> Result<bool, StoreError> {
+            self.up()?;
+            self.inner.delete_user(id).await
+        }
         async fn ping(&self) -> Result<(), StoreError> {
             self.up()
         }

@@ -340,13 +340,15 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<(Stores, StoreHandle
         None => Arc::new(MemoryThrottle::default()),
     };
     // Revocations are announced where the instances meet: on Redis when there is one, else on
-    // the PostgreSQL database holding them (LISTEN/NOTIFY). A SQLite or memory store has one
-    // process, which needs no feed.
-    let feed: Option<Arc<dyn RevocationFeed>> = match (&redis, &postgres) {
-        (Some(redis), _) => Some(redis.clone()),
-        (None, Some(postgres)) if config.users_store == StoreKind::Postgres => {
+    // the PostgreSQL database holding them (LISTEN/NOTIFY), else in the SQLite file holding
+    // them (a table the server polls), which is how the admin commands reach a running server.
+    // A memory store lives in one process, which needs no feed.
+    let feed: Option<Arc<dyn RevocationFeed>> = match (&redis, &postgres, &sqlite_arc) {
+        (Some(redis), _, _) => Some(redis.clone()),
+        (None, Some(postgres), _) if config.users_store == StoreKind::Postgres => {
             Some(postgres.clone())
         }
+        (None, _, Some(sqlite)) if config.users_store == StoreKind::Sqlite => Some(sqlite.clone()),
         _ => None,
     };
     // Revocations live with the refresh families they revoke, so they survive together.
@@ -360,7 +362,8 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<(Stores, StoreHandle
         throttle,
         feed,
     };
-    // This process is the SQLite file's only writer, so an in-process cache stays exact.
+    // This process is the SQLite file's only server, so an in-process cache stays exact; the
+    // admin commands' changes reach it through the feed.
     let stores = match config.sessions_store {
         StoreKind::Sqlite if config.session_cache_capacity > 0 => {
             stores.with_session_cache(config.session_cache_capacity)

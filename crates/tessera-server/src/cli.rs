@@ -1,5 +1,5 @@
-//! The command line: `tessera serve`, `tessera user add`, `tessera audit`, `tessera config
-//! check`, `tessera dev-cert`.
+//! The command line: `tessera serve`, `tessera user …`, `tessera sessions …`, `tessera audit`,
+//! `tessera config check`, `tessera dev-cert`.
 
 use std::path::PathBuf;
 
@@ -24,9 +24,14 @@ pub enum Command {
     /// Run the server (prints `listening on http://ADDR` once it accepts connections; stops
     /// gracefully on SIGTERM or Ctrl-C).
     Serve(ServeArgs),
-    /// Manage users directly in the store (works while registration is closed).
+    /// Manage users directly in the store (works while registration is closed, and next to a
+    /// running server: see docs/operations.md, "Admin CLI").
     #[command(subcommand)]
     User(UserCommand),
+    /// List or end any user's sessions and token logins (a running server refuses them within
+    /// about a second).
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
     /// Read the audit log: logins and their failures, logouts, refreshes, reuse detections,
     /// revocations and password changes, newest last.
     ///
@@ -161,7 +166,8 @@ pub struct AuditArgs {
     #[arg(long, value_name = "USER")]
     pub user: Option<String>,
     /// Only events of this kind: register, user_create, login, logout, refresh,
-    /// refresh_reuse, token_revoke, login_end, logout_everywhere, password_change.
+    /// refresh_reuse, token_revoke, login_end, logout_everywhere, password_change,
+    /// password_reset, user_disable, user_enable, user_delete.
     #[arg(long, value_name = "EVENT")]
     pub event: Option<tessera::audit::AuditKind>,
     /// Only successes or only failures.
@@ -217,6 +223,122 @@ pub enum UserCommand {
     Add {
         /// The username (3-64 characters of A-Z a-z 0-9 . _ -).
         username: String,
+        /// Print the new user as a JSON object instead of a sentence.
+        #[arg(long)]
+        json: bool,
+        /// Configuration source.
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// List every user: username, id, creation time, and whether and since when disabled.
+    ///
+    /// Example: tessera user list --json | jq -r '.[] | select(.disabled) | .username'
+    List {
+        /// Print a JSON array (username order) instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Configuration source.
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Disable a user: their password logins are refused (403 `forbidden`), and every session
+    /// and token login they have ends now, their access tokens included (a running server
+    /// refuses them within about a second). `tessera user enable` undoes the first part.
+    ///
+    /// Example: tessera user disable alice
+    Disable {
+        /// The username or user id.
+        user: String,
+        /// Print the result as a JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Configuration source.
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Enable a disabled user again: they can log in with their password.
+    ///
+    /// Example: tessera user enable alice
+    Enable {
+        /// The username or user id.
+        user: String,
+        /// Print the result as a JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Configuration source.
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Delete a user and end every session and token login they have (their access tokens
+    /// included). Their audit events stay. Cannot be undone, so it asks for --yes.
+    ///
+    /// Example: tessera user delete alice --yes
+    Delete {
+        /// The username or user id.
+        user: String,
+        /// Really delete (required).
+        #[arg(long)]
+        yes: bool,
+        /// Print the result as a JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Configuration source.
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Set a user's password, read from the first line of standard input (the same rules as
+    /// registration). Also ends every session and token login of the user, as a password
+    /// change does, unless --keep-sessions.
+    ///
+    /// Example: printf '%s\n' "$NEW_PASSWORD" | tessera user set-password alice
+    SetPassword {
+        /// The username or user id.
+        user: String,
+        /// Leave the user's sessions and token logins alone.
+        #[arg(long)]
+        keep_sessions: bool,
+        /// Print the result as a JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Configuration source.
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+}
+
+/// `tessera sessions …`
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// List a user's sessions (cookie logins) and token logins (refresh-token families), oldest
+    /// first: id, kind, created, last used, expiry if unused, IP and user agent.
+    ///
+    /// Example: tessera sessions list --user alice
+    List {
+        /// The username or user id.
+        #[arg(long, value_name = "USER")]
+        user: String,
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Configuration source.
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// End every session and token login of a user, or only one with --session (an id from
+    /// `tessera sessions list`). Their access tokens are revoked too; a running server refuses
+    /// them within about a second.
+    ///
+    /// Example: tessera sessions revoke --user alice --session 0193c1de-…
+    Revoke {
+        /// The username or user id.
+        #[arg(long, value_name = "USER")]
+        user: String,
+        /// Only this session or token login.
+        #[arg(long, value_name = "ID")]
+        session: Option<String>,
+        /// Print the result as a JSON object.
+        #[arg(long)]
+        json: bool,
         /// Configuration source.
         #[command(flatten)]
         config: ConfigArgs,

@@ -4,6 +4,7 @@
 //! The binary (`main.rs`) only parses arguments and calls [`run`]; tests start an
 //! [`Application`] on port 0 the same way.
 
+pub mod admin;
 pub mod app;
 pub mod audit;
 pub mod bench;
@@ -54,7 +55,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!("stopped");
             Ok(())
         }
-        Command::User(UserCommand::Add { username, config }) => {
+        Command::User(UserCommand::Add { username, json, config }) => {
             let config = load(&config, None)?;
             let password = read_password()?;
             let (stores, handles) = app::open_stores(&config).await?;
@@ -66,9 +67,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let result = auth.create_user(&username, &password, &cli_client).await;
             handles.close().await;
             let user = result.map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("created user {} ({})", user.username, user.id);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&admin::user_json(&user))?);
+            } else {
+                println!("created user {} ({})", user.username, user.id);
+            }
             Ok(())
         }
+        Command::User(command) => admin::user(command).await,
+        Command::Sessions(command) => admin::sessions(command).await,
         Command::DevCert(args) => {
             let now = tessera::Clock::now(&tessera::SystemClock);
             let files = dev_cert::write(&args.out, &args.names, args.force, now)?;
@@ -179,11 +186,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn load(args: &ConfigArgs, listen: Option<String>) -> anyhow::Result<Config> {
+pub(crate) fn load(args: &ConfigArgs, listen: Option<String>) -> anyhow::Result<Config> {
     Config::load(args.config.as_deref(), &Overrides { listen, data_dir: args.data_dir.clone() })
 }
 
-fn read_password() -> anyhow::Result<SecretString> {
+pub(crate) fn read_password() -> anyhow::Result<SecretString> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         eprint!("password (input is visible): ");

@@ -1,6 +1,6 @@
 //! The audit log's vocabulary: one [`AuditEvent`] per security-relevant thing that happened
 //! (logins and their failures, logouts, refreshes, reuse detections, revocations, password
-//! changes), and the [`AuditFilter`] to read them back.
+//! changes, administrators' changes to users), and the [`AuditFilter`] to read them back.
 //!
 //! An event names who (user id and username), when, from where (IP and user agent), what and
 //! with which outcome. It never holds a secret: no password, cookie value, token or digest.
@@ -37,11 +37,19 @@ pub enum AuditKind {
     LogoutEverywhere,
     /// A password change.
     PasswordChange,
+    /// An administrator set a user's password (`tessera user set-password`).
+    PasswordReset,
+    /// An administrator disabled a user (and ended all their logins).
+    UserDisable,
+    /// An administrator enabled a disabled user again.
+    UserEnable,
+    /// An administrator deleted a user (and ended all their logins).
+    UserDelete,
 }
 
 impl AuditKind {
     /// Every kind, in a stable order.
-    pub const ALL: [AuditKind; 10] = [
+    pub const ALL: [AuditKind; 14] = [
         AuditKind::Register,
         AuditKind::UserCreate,
         AuditKind::Login,
@@ -52,6 +60,10 @@ impl AuditKind {
         AuditKind::LoginEnd,
         AuditKind::LogoutEverywhere,
         AuditKind::PasswordChange,
+        AuditKind::PasswordReset,
+        AuditKind::UserDisable,
+        AuditKind::UserEnable,
+        AuditKind::UserDelete,
     ];
 
     /// The stored and displayed name, in snake case.
@@ -67,6 +79,10 @@ impl AuditKind {
             AuditKind::LoginEnd => "login_end",
             AuditKind::LogoutEverywhere => "logout_everywhere",
             AuditKind::PasswordChange => "password_change",
+            AuditKind::PasswordReset => "password_reset",
+            AuditKind::UserDisable => "user_disable",
+            AuditKind::UserEnable => "user_enable",
+            AuditKind::UserDelete => "user_delete",
         }
     }
 }

@@ -24,6 +24,10 @@ use crate::store::{ClientInfo, RevocationFeed, StoreError, Stores, UserRecord};
 use crate::token::refresh::{IssuedRefreshToken, RefreshOutcome, RefreshTokens};
 use crate::token::{AccessTokens, Algorithm, IssuedAccessToken, KeySet, RevocationSet, SigningKey};
 
+mod admin;
+
+pub use admin::EndedLogins;
+
 /// Tokens handed out by a token login or a refresh.
 pub struct TokenGrant {
     /// The access token (JWT).
@@ -298,6 +302,7 @@ impl Authenticator {
             username,
             password_hash: self.inner.hasher.hash(password).await?,
             created_at: now,
+            disabled_at: None,
         };
         // Two registrations racing past the check above meet the unique index here.
         self.inner
@@ -335,7 +340,10 @@ impl Authenticator {
         }
         let outcome = match &result {
             Ok(_) => LoginOutcome::Success,
-            Err(Error::InvalidCredentials) => LoginOutcome::InvalidCredentials,
+            // A disabled user's right password is refused credentials too.
+            Err(Error::InvalidCredentials | Error::UserDisabled) => {
+                LoginOutcome::InvalidCredentials
+            }
             Err(Error::RateLimited { .. }) => LoginOutcome::RateLimited,
             Err(_) => LoginOutcome::Error,
         };
@@ -359,6 +367,12 @@ impl Authenticator {
             attempt.failed().await?;
             return Err(Error::InvalidCredentials);
         };
+        if user.disabled_at.is_some() {
+            // Only someone who knows the password learns that the account is disabled; it
+            // counts as a failure, so the answer cannot test passwords faster than the limit.
+            attempt.failed().await?;
+            return Err(Error::UserDisabled);
+        }
         attempt.succeeded().await?;
         if verdict.needs_rehash {
             match inner.hasher.hash(password).await {
@@ -422,7 +436,16 @@ impl Authenticator {
         if !inner.stores.users.update_password_hash(&user.id, &hash).await? {
             return Err(Error::Unauthorized);
         }
-        self.end_other_logins(&user.id, Some(&principal.sid)).await
+        self.end_other_logins(&user.id, Some(&principal.sid)).await.map(|_| ())
+    }
+
+    /// Whether the user still exists and is not disabled, asked after a login created its
+    /// session or token family: an administrator who disabled or deleted the user while the
+    /// password was being checked ended every login that existed then, and this one must not
+    /// outlive that.
+    async fn still_enabled(&self, user_id: &str) -> Result<bool, Error> {
+        let user = self.inner.stores.users.find_user_by_id(user_id).await?;
+        Ok(user.is_some_and(|u| u.disabled_at.is_none()))
     }
 
     // --- sessions ---------------------------------------------------------------------------
@@ -434,6 +457,10 @@ impl Authenticator {
         client: &ClientInfo,
     ) -> Result<NewSession, Error> {
         let session = self.inner.sessions.create(&user.id, &user.username, client.clone()).await?;
+        if !self.still_enabled(&user.id).await? {
+            self.inner.sessions.delete(&session.session.record.token_hash).await?;
+            return Err(Error::UserDisabled);
+        }
         let event = AuditEvent::success(AuditKind::Login, self.now(), client)
             .user(user)
             .method(AuthMethod::Session)
@@ -493,6 +520,10 @@ impl Authenticator {
         client: &ClientInfo,
     ) -> Result<TokenGrant, Error> {
         let refresh = self.inner.refresh.start(&user.id, &user.username, client.clone()).await?;
+        if !self.still_enabled(&user.id).await? {
+            self.revoke_family(&refresh.family.sid, None).await?;
+            return Err(Error::UserDisabled);
+        }
         let event = AuditEvent::success(AuditKind::Login, self.now(), client)
             .user(user)
             .method(AuthMethod::Token)
@@ -760,7 +791,13 @@ impl Authenticator {
                     let lost = loop {
                         tokio::select! {
                             message = subscription.next() => match message {
-                                Ok((sid, until)) => inner.revoked.insert(&sid, until),
+                                Ok((sid, until)) => {
+                                    tracing::debug!(%sid, "revocation feed: message");
+                                    inner.revoked.insert(&sid, until);
+                                    // It may name a session (or a user whose sessions all
+                                    // ended) that another process ended: drop cached copies.
+                                    inner.sessions.store().forget_cached(&sid);
+                                }
                                 Err(e) => break e,
                             },
                             _ = reload.tick() => {
@@ -810,16 +847,29 @@ impl Authenticator {
 
     /// The user's sessions and token families.
     pub async fn list_logins(&self, principal: &Principal) -> Result<Vec<LoginInfo>, Error> {
+        self.logins_of(&principal.user_id, Some(principal)).await
+    }
+
+    /// The sessions and token families of user `user_id`, marking `current` the credential of
+    /// `asking`.
+    async fn logins_of(
+        &self,
+        user_id: &str,
+        asking: Option<&Principal>,
+    ) -> Result<Vec<LoginInfo>, Error> {
         let now = self.now();
+        let is_current = |method: AuthMethod, sid: &str| {
+            asking.is_some_and(|p| p.method == method && p.sid == sid)
+        };
         let refresh_ttl = self.inner.settings.token.refresh_ttl;
         let mut list: Vec<LoginInfo> = self
             .inner
             .sessions
-            .list(&principal.user_id)
+            .list(user_id)
             .await?
             .into_iter()
             .map(|s| LoginInfo {
-                current: principal.method == AuthMethod::Session && s.record.sid == principal.sid,
+                current: is_current(AuthMethod::Session, &s.record.sid),
                 id: s.record.sid,
                 method: AuthMethod::Session,
                 created_at: s.record.created_at,
@@ -828,13 +878,13 @@ impl Authenticator {
                 client: s.record.client,
             })
             .collect();
-        for family in self.inner.stores.refresh.list_user_families(&principal.user_id).await? {
+        for family in self.inner.stores.refresh.list_user_families(user_id).await? {
             let expires_at = family.last_used_at.plus(refresh_ttl).min(family.expires_at);
             if expires_at <= now {
                 continue;
             }
             list.push(LoginInfo {
-                current: principal.method == AuthMethod::Token && family.sid == principal.sid,
+                current: is_current(AuthMethod::Token, &family.sid),
                 id: family.sid,
                 method: AuthMethod::Token,
                 created_at: family.created_at,
@@ -889,7 +939,11 @@ impl Authenticator {
     /// Ends every session and token family of the user but `keep_sid`. Access tokens are
     /// revoked in memory before the store is asked (fail closed if it fails half-way); the
     /// store deletes the families and records their revocations in one transaction.
-    async fn end_other_logins(&self, user_id: &str, keep_sid: Option<&str>) -> Result<(), Error> {
+    async fn end_other_logins(
+        &self,
+        user_id: &str,
+        keep_sid: Option<&str>,
+    ) -> Result<EndedLogins, Error> {
         let refresh = &self.inner.stores.refresh;
         let doomed: Vec<String> = refresh
             .list_user_families(user_id)
@@ -901,12 +955,13 @@ impl Authenticator {
         let until = self.revoke_in_memory(&doomed);
         // A family created between the listing and now is deleted (and revoked) too.
         let deleted = refresh.delete_user_families(user_id, keep_sid, until).await?;
+        let tokens = deleted.len();
         let late: Vec<String> = deleted.into_iter().filter(|sid| !doomed.contains(sid)).collect();
         self.revoke_in_memory(&late);
         self.announce(&doomed, until).await;
         self.announce(&late, until).await;
-        self.inner.sessions.delete_all_for_user(user_id, keep_sid).await?;
-        Ok(())
+        let sessions = self.inner.sessions.delete_all_for_user(user_id, keep_sid).await?;
+        Ok(EndedLogins { sessions, tokens })
     }
 
     // --- audit ------------------------------------------------------------------------------

@@ -44,6 +44,9 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
+    /// The password was right, but an administrator has disabled the user.
+    #[error("this account is disabled")]
+    UserDisabled,
     /// Self-service registration is switched off.
     #[error("registration is closed")]
     RegistrationClosed,
@@ -72,6 +75,7 @@ impl Error {
             Error::TokenReused => "token_reused",
             Error::UsernameTaken => "username_taken",
             Error::Validation { .. } => "validation_failed",
+            Error::UserDisabled => "forbidden",
             Error::RegistrationClosed => "registration_closed",
             Error::NotFound => "not_found",
             Error::Store(_) => "store_unavailable",

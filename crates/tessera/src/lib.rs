@@ -73,7 +73,7 @@ pub mod settings;
 pub mod store;
 pub mod token;
 
-pub use authenticator::{Authenticator, AuthenticatorBuilder, LoginInfo, TokenGrant};
+pub use authenticator::{Authenticator, AuthenticatorBuilder, EndedLogins, LoginInfo, TokenGrant};
 /// The short name of [`Authenticator`]: `tessera::Auth::builder(settings, stores)`.
 pub type Auth = Authenticator;
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};

@@ -45,6 +45,7 @@ fn user(id: &str, name: &str) -> UserRecord {
         username: name.into(),
         password_hash: "$argon2id$x".into(),
         created_at: ts(0),
+        disabled_at: None,
     }
 }
 
@@ -167,6 +168,7 @@ async fn user_suite(store: &dyn UserStore) {
     assert!(store.update_password_hash("u1", "$argon2id$new").await.unwrap());
     assert!(!store.update_password_hash("nobody", "x").await.unwrap());
     assert_eq!(store.find_user_by_id("u1").await.unwrap().unwrap().password_hash, "$argon2id$new");
+    admin::user_admin_suite(store).await;
     store.ping().await.unwrap();
 }
 
@@ -1411,6 +1413,9 @@ async fn feed_suite(url: &str, topology: &Topology, raw_url: &str) {
 #[path = "support/redis_servers.rs"]
 mod redis_servers;
 
+#[path = "engine/admin.rs"]
+mod admin;
+
 fn options_for(topology: &Topology) -> RedisOptions {
     RedisOptions {
         topology: topology.clone(),
@@ -1942,16 +1947,17 @@ async fn postgres_keys_retire_on_an_algorithm_change_and_hs256_records_only_its_
 }
 
 #[tokio::test]
-async fn a_version_2_postgres_schema_is_upgraded_with_the_key_tables() {
+async fn a_version_2_postgres_schema_is_upgraded_with_the_key_tables_and_disabled_at() {
     use sqlx::Connection;
     let url = postgres_database().await;
     let store = PostgresStore::connect(&url).await.unwrap();
     store.insert_user(&user("u1", "alice")).await.unwrap();
     store.close().await;
-    // Back to what version 2 left: no key tables.
+    // Back to what version 2 left: no key tables, no `disabled_at` (version 4).
     let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
     sqlx::raw_sql(
-        "DROP TABLE signing_keys; DROP TABLE sealed_secrets; UPDATE tessera_schema SET version = 2",
+        "DROP TABLE signing_keys; DROP TABLE sealed_secrets; \
+         ALTER TABLE users DROP COLUMN disabled_at; UPDATE tessera_schema SET version = 2",
     )
     .execute(&mut conn)
     .await
@@ -1961,8 +1967,11 @@ async fn a_version_2_postgres_schema_is_upgraded_with_the_key_tables() {
     let store = PostgresStore::connect(&url).await.unwrap();
     assert!(store.find_user_by_username("alice").await.unwrap().is_some());
     store.load_or_create_keys(&kek(1), Algorithm::EdDSA, None, ts(0), KEEP_RETIRED).await.unwrap();
+    assert_eq!(store.find_user_by_id("u1").await.unwrap().unwrap().disabled_at, None);
+    assert!(store.set_user_disabled("u1", Some(ts(3))).await.unwrap());
+    assert_eq!(store.find_user_by_id("u1").await.unwrap().unwrap().disabled_at, Some(ts(3)));
     store.close().await;
-    assert_eq!(count(&url, "SELECT max(version)::BIGINT FROM tessera_schema").await, 3);
+    assert_eq!(count(&url, "SELECT max(version)::BIGINT FROM tessera_schema").await, 4);
 }
 
 #[tokio::test]

@@ -44,6 +44,7 @@ pub async fn seed(
                 username: format!("bench-{n}"),
                 password_hash: password_hash.to_owned(),
                 created_at: now,
+                disabled_at: None,
             };
             let cookie = tessera::crypto::random_secret()?; // the form of a real session id
             session_rows.push(SessionRecord {

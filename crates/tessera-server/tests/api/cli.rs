@@ -11,6 +11,9 @@ use serde_json::json;
 
 use crate::helpers::*;
 
+#[path = "cli/admin.rs"]
+mod admin;
+
 const BIN: &str = env!("CARGO_BIN_EXE_tessera");
 
 /// `tessera ARGS` with a clean environment: no `TESSERA_*` from the caller, cheap argon2.

@@ -3,9 +3,11 @@
 //!
 //! Every write goes through to the backing store first and then updates or evicts the cached
 //! copy, so this process never serves a session it has deleted: logout stays instant. Use it
-//! when this process is the only writer of the backing store (the embedded SQLite default); with
-//! several server instances sharing a store, another instance's logout would not reach this
-//! cache.
+//! when this process is the backing store's only server (the embedded SQLite default): another
+//! server's logout would not reach this cache. Sessions ended by another process on the same
+//! store (the `tessera` admin commands) reach it through the revocation feed, whose follower
+//! calls [`SessionStore::forget_cached`] (see
+//! [`Authenticator::follow_revocation_feed`](crate::Authenticator::follow_revocation_feed)).
 //!
 //! Sessions are cached in their compact form ([`CachedSession`], behind an `Arc` so the map's
 //! slots stay small): about 200 bytes per cached session.
@@ -123,6 +125,13 @@ impl SessionStore for CachedSessionStore {
             }),
         }
         deleted
+    }
+
+    fn forget_cached(&self, id: &str) {
+        // A scan of the whole cache (a few milliseconds at 100,000 sessions), once per message
+        // of the revocation feed.
+        let parsed = super::compact_session::parse_uuid(id);
+        self.cache.remove_where(|s| s.is_named_by(id, parsed));
     }
 
     async fn delete_expired_sessions(

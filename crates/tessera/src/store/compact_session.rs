@@ -87,6 +87,17 @@ impl CachedSession {
         }
     }
 
+    /// Whether `id` is this session's public handle or its user's id (`parsed`: `id` as UUID
+    /// bytes, if it is one, parsed once by the caller for a scan of many entries).
+    pub fn is_named_by(&self, id: &str, parsed: Option<[u8; 16]>) -> bool {
+        match self {
+            CachedSession::Compact(compact) => {
+                parsed.is_some_and(|id| id == compact.sid || id == compact.user_id)
+            }
+            CachedSession::Full(record) => record.sid == id || record.user_id == id,
+        }
+    }
+
     /// Last use as persisted.
     pub fn last_seen_at(&self) -> Timestamp {
         match self {
@@ -161,7 +172,7 @@ impl CompactSession {
 }
 
 /// The 16 bytes of a canonical lower-case hyphenated UUID, or `None` for any other text.
-fn parse_uuid(text: &str) -> Option<[u8; 16]> {
+pub(crate) fn parse_uuid(text: &str) -> Option<[u8; 16]> {
     let bytes = text.as_bytes();
     if bytes.len() != 36 || [8, 13, 18, 23].iter().any(|&i| bytes[i] != b'-') {
         return None;

@@ -99,6 +99,53 @@ impl UserStore for MemoryStore {
         })
     }
 
+    async fn list_users(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<UserRecord>, StoreError> {
+        let inner = self.lock()?;
+        let mut names: Vec<&String> = inner
+            .user_ids_by_name
+            .keys()
+            .filter(|name| after.is_none_or(|after| name.as_str() > after))
+            .collect();
+        names.sort();
+        Ok(names
+            .into_iter()
+            .take(limit)
+            .filter_map(|name| inner.user_ids_by_name.get(name))
+            .filter_map(|id| inner.users.get(id))
+            .cloned()
+            .collect())
+    }
+
+    async fn set_user_disabled(
+        &self,
+        id: &str,
+        disabled_at: Option<Timestamp>,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock()?;
+        Ok(match inner.users.get_mut(id) {
+            Some(user) => {
+                user.disabled_at = disabled_at;
+                true
+            }
+            None => false,
+        })
+    }
+
+    async fn delete_user(&self, id: &str) -> Result<bool, StoreError> {
+        let mut inner = self.lock()?;
+        match inner.users.remove(id) {
+            Some(user) => {
+                inner.user_ids_by_name.remove(&user.username);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.lock().map(|_| ())
     }

@@ -35,6 +35,8 @@ pub mod redis;
 mod rows;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(feature = "sqlite")]
+pub mod sqlite_feed;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +64,9 @@ pub struct UserRecord {
     pub password_hash: String,
     /// When the user registered.
     pub created_at: Timestamp,
+    /// Since when an administrator has disabled the user (`None`: enabled). A disabled user
+    /// cannot log in.
+    pub disabled_at: Option<Timestamp>,
 }
 
 impl fmt::Debug for UserRecord {
@@ -71,6 +76,7 @@ impl fmt::Debug for UserRecord {
             .field("username", &self.username)
             .field("password_hash", &"[redacted]")
             .field("created_at", &self.created_at)
+            .field("disabled_at", &self.disabled_at)
             .finish()
     }
 }
@@ -177,6 +183,23 @@ pub trait UserStore: Send + Sync + fmt::Debug {
     /// Replaces the password hash; `false` if the user does not exist.
     async fn update_password_hash(&self, id: &str, password_hash: &str)
     -> Result<bool, StoreError>;
+    /// At most `limit` users in username order, starting after the username `after` (`None`:
+    /// from the first), for paging through every user.
+    async fn list_users(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<UserRecord>, StoreError>;
+    /// Sets (`Some`) or clears (`None`) the user's `disabled_at`; `false` if the user does not
+    /// exist.
+    async fn set_user_disabled(
+        &self,
+        id: &str,
+        disabled_at: Option<Timestamp>,
+    ) -> Result<bool, StoreError>;
+    /// Deletes the user record; `false` if it did not exist. Only the record: the user's
+    /// sessions, refresh families and audit events are other stores' (and the caller's) to end.
+    async fn delete_user(&self, id: &str) -> Result<bool, StoreError>;
     /// Answers if the backend is reachable.
     async fn ping(&self) -> Result<(), StoreError>;
 }
@@ -209,6 +232,10 @@ pub trait SessionStore: Send + Sync + fmt::Debug {
         user_id: &str,
         keep_sid: Option<&str>,
     ) -> Result<Vec<Digest>, StoreError>;
+    /// Drops any copy this process keeps outside the store (a cache) of the session whose
+    /// public handle is `id`, or of every session of the user whose id is `id`: another
+    /// process ended them. The default does nothing: only caching wrappers keep copies.
+    fn forget_cached(&self, _id: &str) {}
     /// Deletes sessions past `expires_at`, or last seen at or before `idle_cutoff`.
     async fn delete_expired_sessions(
         &self,
@@ -429,7 +456,8 @@ impl Stores {
     }
 
     /// Wraps the session store in an in-process cache of about `capacity` sessions (see
-    /// [`cached::CachedSessionStore`]: only when this process is the store's only writer).
+    /// [`cached::CachedSessionStore`]: only when this process is the store's only server;
+    /// changes by other processes reach it through the revocation feed).
     pub fn with_session_cache(mut self, capacity: usize) -> Self {
         self.sessions = Arc::new(cached::CachedSessionStore::new(self.sessions, capacity));
         self

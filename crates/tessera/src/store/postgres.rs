@@ -114,8 +114,18 @@ CREATE TABLE sealed_secrets (
     created_at BIGINT NOT NULL,
     sealed     BYTEA NOT NULL
 );
+"#, // Users an administrator has disabled (`tessera user disable`).
+    r#"
+ALTER TABLE users ADD COLUMN disabled_at BIGINT;
 "#,
 ];
+
+/// The columns of a user row.
+macro_rules! user_columns {
+    () => {
+        "id, username, password_hash, created_at, disabled_at"
+    };
+}
 
 /// The columns of a session row, in the order `rows::session` reads them by name.
 macro_rules! session_columns {
@@ -296,12 +306,14 @@ impl Columns for PgRow {
 impl UserStore for PostgresStore {
     async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO users (id, username, password_hash, created_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO users (id, username, password_hash, created_at, disabled_at) \
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(&user.id)
         .bind(&user.username)
         .bind(&user.password_hash)
         .bind(user.created_at.unix_millis())
+        .bind(user.disabled_at.map(Timestamp::unix_millis))
         .execute(&self.pool)
         .await
         .map_err(db)?;
@@ -312,7 +324,7 @@ impl UserStore for PostgresStore {
         &self,
         username: &str,
     ) -> Result<Option<UserRecord>, StoreError> {
-        sqlx::query("SELECT id, username, password_hash, created_at FROM users WHERE username = $1")
+        sqlx::query(concat!("SELECT ", user_columns!(), " FROM users WHERE username = $1"))
             .bind(username)
             .fetch_optional(&self.pool)
             .await
@@ -323,7 +335,7 @@ impl UserStore for PostgresStore {
     }
 
     async fn find_user_by_id(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
-        sqlx::query("SELECT id, username, password_hash, created_at FROM users WHERE id = $1")
+        sqlx::query(concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await
@@ -340,6 +352,49 @@ impl UserStore for PostgresStore {
     ) -> Result<bool, StoreError> {
         let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
             .bind(password_hash)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn list_users(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<UserRecord>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE username > $1 ORDER BY username LIMIT $2"
+        ))
+        .bind(after.unwrap_or(""))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?
+        .iter()
+        .map(rows::user)
+        .collect()
+    }
+
+    async fn set_user_disabled(
+        &self,
+        id: &str,
+        disabled_at: Option<Timestamp>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE users SET disabled_at = $1 WHERE id = $2")
+            .bind(disabled_at.map(Timestamp::unix_millis))
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_user(&self, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM users WHERE id = $1")
             .bind(id)
             .execute(&self.pool)
             .await

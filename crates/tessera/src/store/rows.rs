@@ -44,6 +44,7 @@ pub(crate) fn user(row: &impl Columns) -> Result<UserRecord, StoreError> {
         username: row.text("username")?,
         password_hash: row.text("password_hash")?,
         created_at: timestamp(row, "created_at")?,
+        disabled_at: row.opt_int("disabled_at")?.map(Timestamp::from_unix_millis),
     })
 }
 

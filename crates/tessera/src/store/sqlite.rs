@@ -89,7 +89,22 @@ CREATE INDEX audit_events_at ON audit_events(at);
 CREATE INDEX audit_events_username ON audit_events(username, at);
 CREATE INDEX audit_events_user_id ON audit_events(user_id, at);
 "#,
+    r#"
+ALTER TABLE users ADD COLUMN disabled_at INTEGER;
+CREATE TABLE revocation_feed (
+    seq   INTEGER PRIMARY KEY AUTOINCREMENT,
+    sid   TEXT NOT NULL,
+    until INTEGER NOT NULL
+);
+"#,
 ];
+
+/// The columns of a user row.
+macro_rules! user_columns {
+    () => {
+        "id, username, password_hash, created_at, disabled_at"
+    };
+}
 
 /// The columns of a session row, in the order `rows::session` reads them by name.
 macro_rules! session_columns {
@@ -126,13 +141,14 @@ impl SqliteStore {
         let mut tx = self.pool.begin().await.map_err(db)?;
         for chunk in users.chunks(ROWS) {
             let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
-                "INSERT INTO users (id, username, password_hash, created_at) ",
+                "INSERT INTO users (id, username, password_hash, created_at, disabled_at) ",
             );
             insert.push_values(chunk, |mut row, user| {
                 row.push_bind(&user.id)
                     .push_bind(&user.username)
                     .push_bind(&user.password_hash)
-                    .push_bind(user.created_at.unix_millis());
+                    .push_bind(user.created_at.unix_millis())
+                    .push_bind(user.disabled_at.map(Timestamp::unix_millis));
             });
             insert.build().execute(&mut *tx).await.map_err(db)?;
         }
@@ -208,14 +224,19 @@ impl SqliteStore {
         tx.commit().await.map_err(db)
     }
 
-    async fn write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+    /// The connection pool (for the revocation feed's module).
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    pub(crate) async fn write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
         self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)
     }
 }
 
 /// Maps a sqlx error: unique violations are conflicts, decoding errors corruption, anything
 /// else means the store is not usable right now.
-fn db(e: sqlx::Error) -> StoreError {
+pub(crate) fn db(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict,
         sqlx::Error::ColumnDecode { .. }
@@ -254,7 +275,7 @@ impl UserStore for SqliteStore {
         &self,
         username: &str,
     ) -> Result<Option<UserRecord>, StoreError> {
-        sqlx::query("SELECT id, username, password_hash, created_at FROM users WHERE username = ?")
+        sqlx::query(concat!("SELECT ", user_columns!(), " FROM users WHERE username = ?"))
             .bind(username)
             .fetch_optional(&self.pool)
             .await
@@ -265,7 +286,7 @@ impl UserStore for SqliteStore {
     }
 
     async fn find_user_by_id(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
-        sqlx::query("SELECT id, username, password_hash, created_at FROM users WHERE id = ?")
+        sqlx::query(concat!("SELECT ", user_columns!(), " FROM users WHERE id = ?"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await
@@ -282,6 +303,49 @@ impl UserStore for SqliteStore {
     ) -> Result<bool, StoreError> {
         let done = sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
             .bind(password_hash)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn list_users(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<UserRecord>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE username > ? ORDER BY username LIMIT ?"
+        ))
+        .bind(after.unwrap_or(""))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?
+        .iter()
+        .map(rows::user)
+        .collect()
+    }
+
+    async fn set_user_disabled(
+        &self,
+        id: &str,
+        disabled_at: Option<Timestamp>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE users SET disabled_at = ? WHERE id = ?")
+            .bind(disabled_at.map(Timestamp::unix_millis))
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_user(&self, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM users WHERE id = ?")
             .bind(id)
             .execute(&self.pool)
             .await
@@ -730,11 +794,15 @@ impl AuditStore for SqliteStore {
 fn insert_user_query(
     user: &UserRecord,
 ) -> sqlx::query::Query<'_, Sqlite, <Sqlite as sqlx::Database>::Arguments> {
-    sqlx::query("INSERT INTO users (id, username, password_hash, created_at) VALUES (?, ?, ?, ?)")
-        .bind(&user.id)
-        .bind(&user.username)
-        .bind(&user.password_hash)
-        .bind(user.created_at.unix_millis())
+    sqlx::query(
+        "INSERT INTO users (id, username, password_hash, created_at, disabled_at) \
+         VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(&user.id)
+    .bind(&user.username)
+    .bind(&user.password_hash)
+    .bind(user.created_at.unix_millis())
+    .bind(user.disabled_at.map(Timestamp::unix_millis))
 }
 
 fn insert_session_query(
