@@ -13,6 +13,7 @@ pub mod dev_cert;
 pub mod edge;
 pub mod http_metrics;
 pub mod idle;
+pub mod keys;
 pub mod openapi;
 pub mod ops;
 pub mod redirect;
@@ -152,6 +153,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 bench::run::run(&options, args.json).await.map(|_| ())
             }
         }
+        Command::Keys(command) => keys::run(command, |args| load(args, None)).await,
         Command::Config(ConfigCommand::Check { config, listen }) => {
             let config = load(&config, listen)?;
             print!("{}", telemetry::describe_config(&config));
