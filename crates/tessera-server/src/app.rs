@@ -39,9 +39,9 @@ const MAINTAIN_EVERY: Duration = Duration::from_secs(60);
 /// rotate` or another instance) or are due to change (rotation, a retired key expiring).
 pub const KEY_CHECK_EVERY: Duration = Duration::from_secs(2);
 /// How much longer than `access_ttl + leeway` a retired key is kept: an instance that has not
-/// noticed a rotation yet still signs with the old key for up to [`KEY_CHECK_EVERY`] (plus a
-/// slow check).
-pub const KEY_PICKUP_MARGIN: Duration = Duration::from_secs(10);
+/// noticed a rotation yet still signs with the old key for up to [`KEY_CHECK_EVERY`]; twice
+/// that covers a check that ran late.
+pub const KEY_PICKUP_MARGIN: Duration = Duration::from_secs(2 * KEY_CHECK_EVERY.as_secs());
 
 /// A built server, bound and ready to run.
 pub struct Application {
