@@ -125,7 +125,7 @@ impl PostgresKeyRing {
     ) -> Result<SyncedKeys, SealedKeysError> {
         let mut tx = self.store.locked_for_keys().await?;
         let mut synced = signing_keys(&mut tx, &self.kek, &self.policy, rotation, now).await?;
-        synced.fingerprint = fingerprint(&mut *tx).await?;
+        synced.fingerprint = fingerprint(&mut tx).await?;
         tx.commit().await.map_err(db)?;
         Ok(synced)
     }
@@ -244,7 +244,7 @@ async fn signing_keys(
 ) -> Result<SyncedKeys, SealedKeysError> {
     let alg = policy.algorithm;
     let hs256 = hs256_key(alg, policy.hs256_secret.as_ref())?;
-    let (mut index, sealed) = read_index(&mut **tx).await?;
+    let (mut index, sealed) = read_index(tx).await?;
     let before = index.keys.clone();
     let hs256_kid = hs256.as_ref().map(|key| key.public().kid().to_owned());
     let (_, retired) = index.apply_policy(policy, hs256_kid.as_deref(), rotation, now)?;
