@@ -1,7 +1,7 @@
 //! `tessera keys list|rotate`: the signing keys as an operator sees them, and a rotation by
 //! hand, made where the server keeps its keys (the data directory, or the PostgreSQL key
 //! table with `store.users = "postgres"`). A running server notices within
-//! [`KEY_CHECK_EVERY`](crate::app::KEY_CHECK_EVERY).
+//! [`KEY_CHECK_EVERY`].
 
 use std::fmt::Write as _;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! (mode 0600), `kid`s derived from the public key (RFC 7638 thumbprint), the JWKS document,
 //! and the set of keys a token may be verified with.
 //!
-//! The index of keys ([`KeyIndex`]: `kid`, `alg`, `created_at`, `retired_at`) and its rules
+//! The index of keys (`KeyIndex`: `kid`, `alg`, `created_at`, `retired_at`) and its rules
 //! live here once for every place keys are kept (the data directory's
 //! [`KeyDir`](super::key_dir::KeyDir), a PostgreSQL table). When the configured algorithm
 //! changes, or the key is rotated ([`keyring`](super::keyring)), the old key is retired: it
