@@ -1055,7 +1055,16 @@ impl Authenticator {
         if !due {
             return Ok(false);
         }
-        let synced = ring.sync(Rotation::IfDue, now).await?;
+        let synced = ring.sync(Rotation::Follow, now).await?;
+        let alg = synced.keys.signing().public().alg();
+        if alg != ring.policy().algorithm {
+            tracing::warn!(
+                stored = %alg,
+                configured = %ring.policy().algorithm,
+                "another process signs with a key of another algorithm (token.algorithm \
+                 changed there): signing with it too; restart this process to switch"
+            );
+        }
         if let Some(kid) = &synced.generated {
             tracing::info!(kid = %kid, retired = ?synced.retired, "rotated the signing key");
         }

@@ -247,7 +247,9 @@ async fn signing_keys(
     let (mut index, sealed) = read_index(tx).await?;
     let before = index.keys.clone();
     let hs256_kid = hs256.as_ref().map(|key| key.public().kid().to_owned());
-    let (_, retired) = index.apply_policy(policy, hs256_kid.as_deref(), rotation, now)?;
+    let applied = index.apply_policy(policy, hs256_kid.as_deref(), rotation, now)?;
+    let retired = applied.retired;
+    let hs256 = hs256.filter(|_| applied.configured);
     let (signing, verifying) = index.keys_in_force(hs256, |entry| {
         let Some(bytes) = sealed.get(&entry.kid) else {
             return Err(SealedKeysError::Store(StoreError::Corrupt(format!(

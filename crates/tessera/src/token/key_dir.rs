@@ -47,8 +47,9 @@ impl KeyDir {
         let before = index.keys.clone();
         let hs256 = hs256_key(self.policy.algorithm, self.policy.hs256_secret.as_ref())?;
         let hs256_kid = hs256.as_ref().map(|k| k.public().kid().to_owned());
-        let (mut changed, retired) =
-            index.apply_policy(&self.policy, hs256_kid.as_deref(), rotation, now)?;
+        let applied = index.apply_policy(&self.policy, hs256_kid.as_deref(), rotation, now)?;
+        let (mut changed, retired) = (applied.changed, applied.retired);
+        let hs256 = hs256.filter(|_| applied.configured);
         let (signing, verifying) = index.keys_in_force(hs256, |entry| {
             let path = entry.path(&self.dir);
             let pkcs8 = std::fs::read(&path).map_err(|e| {

@@ -84,6 +84,13 @@ pub enum Rotation {
     IfDue,
     /// Replace it now (`tessera keys rotate`). Refused under HS256 ([`HS256_NO_ROTATION`]).
     Now,
+    /// As [`IfDue`](Self::IfDue), for a process that is already running (the periodic check):
+    /// if the stored signing key is of another algorithm than the configured one, another
+    /// process was started with a new `token.algorithm`, and this one signs with that key
+    /// instead of retiring it. The algorithm changes at a start, never in a running process:
+    /// instances restarted one by one to a new algorithm would otherwise take turns retiring
+    /// each other's keys.
+    Follow,
 }
 
 /// Where a key is in its life.
@@ -188,27 +195,49 @@ pub fn next_change(entries: &[KeyInfo], policy: &KeyPolicy) -> Option<Timestamp>
         .min()
 }
 
+/// What [`KeyIndex::apply_policy`] did.
+pub(crate) struct Applied {
+    /// The index changed.
+    pub(crate) changed: bool,
+    /// The `kid`s the rotation retired.
+    pub(crate) retired: Vec<String>,
+    /// The configured algorithm is in force (`false`: following a key of another algorithm,
+    /// so the configured HS256 key, if any, does not sign).
+    pub(crate) configured: bool,
+}
+
 impl KeyIndex {
     /// The rules of one sync before the keys are opened: those of a start
-    /// ([`apply_rules`](Self::apply_rules)), then the rotation. Returns whether the index
-    /// changed and the `kid`s the rotation retired.
+    /// ([`apply_rules`](Self::apply_rules)), then the rotation.
     pub(crate) fn apply_policy(
         &mut self,
         policy: &KeyPolicy,
         hs256_kid: Option<&str>,
         rotation: Rotation,
         now: Timestamp,
-    ) -> Result<(bool, Vec<String>), Error> {
+    ) -> Result<Applied, Error> {
+        let stored = self.keys.iter().find(|e| e.retired_at.is_none()).map(|e| e.alg);
+        let follow = match stored {
+            Some(alg) if rotation == Rotation::Follow && alg != policy.algorithm => Some(alg),
+            _ => None,
+        };
+        if let Some(alg) = follow {
+            // Only the expired keys go; the signing key stays whatever its algorithm.
+            let changed = self.apply_rules(alg, None, now, policy.keep_retired);
+            return Ok(Applied { changed, retired: Vec::new(), configured: false });
+        }
         let changed = self.apply_rules(policy.algorithm, hs256_kid, now, policy.keep_retired);
         let rotate = match rotation {
             Rotation::Now if policy.algorithm == Algorithm::HS256 => {
                 return Err(Error::internal(HS256_NO_ROTATION));
             }
             Rotation::Now => true,
-            Rotation::IfDue => policy.rotates() && self.rotation_due(policy.rotate_every, now),
+            Rotation::IfDue | Rotation::Follow => {
+                policy.rotates() && self.rotation_due(policy.rotate_every, now)
+            }
         };
         let retired = if rotate { self.retire_signing(now) } else { Vec::new() };
-        Ok((changed || !retired.is_empty(), retired))
+        Ok(Applied { changed: changed || !retired.is_empty(), retired, configured: true })
     }
 
     /// Whether the signing key is at least `every` old.
@@ -410,6 +439,35 @@ mod tests {
         assert!(auth.keys().verifying(&b).is_some());
         let entries = cli.entries(clock.now()).await.unwrap();
         assert_eq!(signing(&entries), [c.as_str()], "stored, for every other process");
+    }
+
+    #[tokio::test]
+    async fn a_running_process_follows_a_new_algorithm_instead_of_retiring_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = clock();
+        let running = KeyDir::new(dir.path(), policy(Some(DAY)));
+        let ed = running.sync(Rotation::IfDue, clock.now()).await.unwrap().generated.unwrap();
+        // Another instance restarted with token.algorithm = "ES256".
+        let restarted = KeyDir::new(
+            dir.path(),
+            KeyPolicy { rotate_every: Some(DAY), ..KeyPolicy::new(Algorithm::ES256, 6 * MINUTE) },
+        );
+        let es = restarted.sync(Rotation::IfDue, clock.now()).await.unwrap().generated.unwrap();
+
+        let followed = running.sync(Rotation::Follow, clock.now()).await.unwrap();
+        assert_eq!(followed.keys.signing().public().kid(), es, "signs with the new algorithm");
+        assert_eq!(followed.generated, None, "and does not retire it for its own");
+        assert!(followed.keys.verifying(&ed).is_some());
+        clock.advance(2 * DAY);
+        let later = running.sync(Rotation::Follow, clock.now()).await.unwrap();
+        assert_eq!(later.generated, None, "no rotation to its own algorithm either");
+        assert!(later.keys.verifying(&ed).is_none(), "expired keys still go");
+
+        // Its own restart switches it (and the others would follow).
+        let own = running.sync(Rotation::IfDue, clock.now()).await.unwrap();
+        assert_eq!(own.keys.signing().public().alg(), Algorithm::EdDSA);
+        assert_eq!(own.retired, Vec::<String>::new(), "retired by the algorithm rule");
+        assert!(own.keys.verifying(&es).is_some());
     }
 
     #[tokio::test]
