@@ -11,6 +11,10 @@
 //! an advisory lock, so instances starting together end with one active key and one secret.
 //! The secret is opened first: a wrong key-encryption key fails the start before anything is
 //! generated or retired.
+//!
+//! While instances run, [`PostgresKeyRing`] follows the same table: each one notices a
+//! rotation made elsewhere by a cheap fingerprint query, and rotations and the removal of
+//! expired keys take the same lock, so they happen once.
 
 use std::collections::HashMap;
 use std::sync::Arc;
