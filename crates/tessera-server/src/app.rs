@@ -12,14 +12,14 @@ use axum::routing::get;
 use tessera::store::memory::MemoryStore;
 use tessera::store::memory_throttle::MemoryThrottle;
 use tessera::store::postgres::PostgresStore;
-use tessera::store::postgres_keys::SealedKeysError;
+use tessera::store::postgres_keys::{PostgresKeyRing, SealedKeysError};
 use tessera::store::redis::{RedisOptions, RedisStore};
 use tessera::store::sqlite::SqliteStore;
 use tessera::store::{
     AuditStore, RefreshStore, RevocationFeed, RevocationStore, SessionStore, Stores, ThrottleStore,
     UserStore,
 };
-use tessera::token::KeySet;
+use tessera::token::{KeyDir, KeyPolicy, KeyRing};
 use tessera::{Authenticator, Clock, ServerSecret, SystemClock};
 use tessera_axum::{ApiError, HttpSettings, TesseraState, api_router};
 use tokio::net::TcpListener;
@@ -36,6 +36,13 @@ use crate::serve::{ServeOptions, serve};
 const FLUSH_EVERY: Duration = Duration::from_secs(2);
 /// How often expired state is purged.
 const MAINTAIN_EVERY: Duration = Duration::from_secs(60);
+/// How often the server checks whether its signing keys changed (a rotation by `tessera keys
+/// rotate` or another instance) or are due to change (rotation, a retired key expiring).
+pub const KEY_CHECK_EVERY: Duration = Duration::from_secs(2);
+/// How much longer than `access_ttl + leeway` a retired key is kept: an instance that has not
+/// noticed a rotation yet still signs with the old key for up to [`KEY_CHECK_EVERY`]; twice
+/// that covers a check that ran late.
+pub const KEY_PICKUP_MARGIN: Duration = Duration::from_secs(2 * KEY_CHECK_EVERY.as_secs());
 
 /// A built server, bound and ready to run.
 pub struct Application {
@@ -154,6 +161,7 @@ impl Application {
         let router = app(self.state.clone(), self.http_metrics.clone(), self.request_timeout);
         let auth = self.state.auth.clone();
         let upkeep = tokio::spawn(upkeep(auth.clone()));
+        let key_upkeep = tokio::spawn(key_upkeep(auth.clone()));
         let feed = {
             let auth = auth.clone();
             tokio::spawn(async move { auth.follow_revocation_feed().await })
@@ -183,9 +191,11 @@ impl Application {
             let _ = redirector.await;
         }
         upkeep.abort();
+        key_upkeep.abort();
         feed.abort();
         // Wait until they have stopped, so nothing runs against a closing store.
         let _ = upkeep.await;
+        let _ = key_upkeep.await;
         let _ = feed.await;
         match auth.flush().await {
             Ok(0) => {}
@@ -204,34 +214,56 @@ pub async fn open_engine(
     public_url: &str,
 ) -> anyhow::Result<(Authenticator, StoreHandles)> {
     let (stores, handles) = open_stores(config).await?;
-    let keep_retired = config.engine.token.access_ttl + config.engine.token.leeway;
-    let (keys, secret) = load_keys(config, &handles, keep_retired).await?;
+    let (ring, secret) = load_keys(config, &handles).await?;
     let mut engine = config.engine.clone();
     if config.issuer.is_none() {
         engine.token.issuer = public_url.to_owned();
     }
-    let auth = Authenticator::builder(engine, stores).keys(keys).secret(secret).build().await?;
+    let auth = Authenticator::builder(engine, stores).key_ring(ring).secret(secret).build().await?;
     Ok((auth, handles))
 }
 
-/// The signing keys and the server secret: sealed in PostgreSQL when users are there (so
-/// every instance has the same), else in the data directory.
+/// The rules the signing keys are kept by: the configured algorithm (and HS256 secret), the
+/// configured rotation, and retired keys kept while a token they signed may still be valid.
+pub fn key_policy(config: &Config) -> KeyPolicy {
+    let token = &config.engine.token;
+    KeyPolicy {
+        algorithm: config.algorithm,
+        hs256_secret: config
+            .hs256_secret
+            .as_ref()
+            .map(|s| secrecy::SecretSlice::from(secrecy::ExposeSecret::expose_secret(s).to_vec())),
+        keep_retired: token.access_ttl + token.leeway + KEY_PICKUP_MARGIN,
+        rotate_every: config.key_rotation,
+    }
+}
+
+/// Where the signing keys are kept: sealed in PostgreSQL when users are there (`postgres`, the
+/// open store), else in the data directory.
+pub fn key_ring(
+    config: &Config,
+    postgres: Option<&Arc<PostgresStore>>,
+) -> anyhow::Result<Arc<dyn KeyRing>> {
+    if config.users_store != StoreKind::Postgres {
+        return Ok(Arc::new(KeyDir::new(&config.data_dir, key_policy(config))));
+    }
+    let (Some(store), Some(kek)) = (postgres, &config.key_encryption_key) else {
+        anyhow::bail!("store.key_encryption_key: required with store.users = \"postgres\"");
+    };
+    Ok(Arc::new(PostgresKeyRing::new(store.clone(), kek.clone(), key_policy(config))))
+}
+
+/// The signing keys' ring and the server secret: sealed in PostgreSQL when users are there
+/// (so every instance has the same), else in the data directory.
 async fn load_keys(
     config: &Config,
     handles: &StoreHandles,
-    keep_retired: Duration,
-) -> anyhow::Result<(KeySet, ServerSecret)> {
+) -> anyhow::Result<(Arc<dyn KeyRing>, ServerSecret)> {
     let now = SystemClock.now();
+    let ring = key_ring(config, handles.postgres.as_ref())?;
     if config.users_store != StoreKind::Postgres {
-        let keys = KeySet::load_or_create(
-            &config.data_dir,
-            config.algorithm,
-            config.hs256_secret.as_ref(),
-            now,
-            keep_retired,
-        )?;
         let secret = ServerSecret::load_or_create(&config.data_dir.join("secret.key"))?;
-        return Ok((keys, secret));
+        return Ok((ring, secret));
     }
     let (Some(store), Some(kek)) = (&handles.postgres, &config.key_encryption_key) else {
         anyhow::bail!("store.key_encryption_key: required with store.users = \"postgres\"");
@@ -249,8 +281,17 @@ async fn load_keys(
         }
         None => "store.key_encryption_key",
     };
-    store
-        .load_or_create_keys(kek, config.algorithm, config.hs256_secret.as_ref(), now, keep_retired)
+    // The secret and a first key are created together, so instances starting at once agree
+    // on both; the ring then loads (and keeps following) the keys.
+    let policy = ring.policy();
+    let (_, secret) = store
+        .load_or_create_keys(
+            kek,
+            config.algorithm,
+            config.hs256_secret.as_ref(),
+            now,
+            policy.keep_retired,
+        )
         .await
         .map_err(|e| match e {
             SealedKeysError::WrongKey { .. } => anyhow::anyhow!(
@@ -259,7 +300,8 @@ async fn load_keys(
             ),
             other => anyhow::Error::new(other)
                 .context("loading the signing keys and the server secret from PostgreSQL"),
-        })
+        })?;
+    Ok((ring, secret))
 }
 
 /// The backends behind [`Stores`], to close them at the end.
@@ -392,6 +434,20 @@ async fn upkeep(auth: Authenticator) {
                     tracing::warn!("purging expired state failed (will retry): {e}");
                 }
             }
+        }
+    }
+}
+
+/// Follows the signing keys: every [`KEY_CHECK_EVERY`], picks up a rotation made elsewhere,
+/// rotates when `token.key_rotation` says it is due, and drops retired keys whose tokens have
+/// all expired.
+async fn key_upkeep(auth: Authenticator) {
+    let mut check = tokio::time::interval(KEY_CHECK_EVERY);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        check.tick().await;
+        if let Err(e) = auth.maintain_keys().await {
+            tracing::warn!("checking the signing keys failed (will retry): {e}");
         }
     }
 }

@@ -1,5 +1,5 @@
-//! The command line: `tessera serve`, `tessera user …`, `tessera sessions …`, `tessera audit`,
-//! `tessera config check`, `tessera dev-cert`.
+//! The command line: `tessera serve`, `tessera user …`, `tessera sessions …`, `tessera keys …`,
+//! `tessera audit`, `tessera config check`, `tessera doctor`, `tessera dev-cert`, `tessera bench`.
 
 use std::path::PathBuf;
 
@@ -40,6 +40,13 @@ pub enum Command {
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// List or rotate the keys that sign access tokens (in the data directory, or in
+    /// PostgreSQL with store.users = "postgres"). Running servers pick changes up within
+    /// seconds, without a restart.
+    ///
+    /// Example: tessera keys rotate && tessera keys list
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Write a self-signed certificate and key for local HTTPS (localhost, 127.0.0.1, ::1),
     /// valid for a year, and print the config that uses them. For development only.
     ///
@@ -337,6 +344,39 @@ pub enum SessionsCommand {
         #[arg(long, value_name = "ID")]
         session: Option<String>,
         /// Print the result as a JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Configuration source.
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+}
+
+/// `tessera keys …`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Show every signing key: its kid, algorithm, creation time, state (signing; retired,
+    /// verifying the tokens it signed until a given time; expired, removed at the next check)
+    /// and age.
+    ///
+    /// Example: tessera keys list --data-dir /var/lib/tessera
+    List {
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Configuration source.
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Generate a new key of the configured algorithm and make it the signer. The old key
+    /// is retired: it stays in the JWKS and verifies the tokens it signed until they have
+    /// expired (token.access_ttl + token.leeway, plus a margin), then it is dropped. Running
+    /// servers sign with the new key within seconds. Not available with HS256 (change
+    /// token.secret instead).
+    ///
+    /// Example: tessera keys rotate --config /etc/tessera.toml --json
+    Rotate {
+        /// Print a JSON object instead of a sentence.
         #[arg(long)]
         json: bool,
         /// Configuration source.

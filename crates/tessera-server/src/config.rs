@@ -188,6 +188,52 @@ pub struct RawToken {
     pub refresh_reuse_grace: Option<HumanDuration>,
     /// Default `30s`, at most `60s`.
     pub leeway: Option<HumanDuration>,
+    /// Replace the signing key once it is this old (`30d`, `90d`, …); default `off`. Longer
+    /// than `access_ttl` + `leeway`; not with HS256.
+    pub key_rotation: Option<KeyRotation>,
+}
+
+/// `token.key_rotation`: `off`, or a duration such as `30d`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyRotation(pub Option<Duration>);
+
+impl Serialize for KeyRotation {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Some(every) => serialize_duration(&every, s),
+            None => s.serialize_str("off"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyRotation {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = KeyRotation;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"off\" or a duration such as \"30d\" or \"90d\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<KeyRotation, E> {
+                let v = v.trim();
+                if v.eq_ignore_ascii_case("off") {
+                    return Ok(KeyRotation(None));
+                }
+                humantime::parse_duration(v)
+                    .map(|every| KeyRotation(Some(every)))
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Str(v), &self))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<KeyRotation, E> {
+                Ok(KeyRotation(Some(Duration::from_secs(v))))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<KeyRotation, E> {
+                u64::try_from(v)
+                    .map(|v| KeyRotation(Some(Duration::from_secs(v))))
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 /// The `[limits]` section.
@@ -365,6 +411,8 @@ pub struct Config {
     pub algorithm: Algorithm,
     /// HS256 secret.
     pub hs256_secret: Option<SecretSlice<u8>>,
+    /// Replace the signing key once it is this old (`None`: only by `tessera keys rotate`).
+    pub key_rotation: Option<Duration>,
     /// Store for users, refresh families and revocations.
     pub users_store: StoreKind,
     /// Store for sessions.
@@ -380,7 +428,7 @@ pub struct Config {
     pub redis_prefix: String,
     /// The key sealing signing keys and the server secret in PostgreSQL (set exactly when
     /// users are in PostgreSQL).
-    pub key_encryption_key: Option<KeyEncryptionKey>,
+    pub key_encryption_key: Option<std::sync::Arc<KeyEncryptionKey>>,
     /// The file `key_encryption_key` was read from, if it came from a file.
     pub key_encryption_key_file: Option<PathBuf>,
     /// Capacity of the session cache (0: none).
@@ -593,6 +641,7 @@ impl Config {
             engine.token.issuer = issuer.clone();
         }
         engine.validate().map_err(|(key, message)| anyhow!("{key}: {message}"))?;
+        let key_rotation = key_rotation(raw.token.key_rotation, algorithm, &engine)?;
 
         let log_format = match raw.log.format.as_deref().unwrap_or("text") {
             "text" => LogFormat::Text,
@@ -637,13 +686,14 @@ impl Config {
             redirect_http,
             algorithm,
             hs256_secret,
+            key_rotation,
             users_store,
             sessions_store,
             postgres_url,
             redis_url,
             redis_topology,
             redis_prefix,
-            key_encryption_key,
+            key_encryption_key: key_encryption_key.map(std::sync::Arc::new),
             key_encryption_key_file,
             session_cache_capacity: raw.session.cache_capacity.unwrap_or(100_000),
             engine,
@@ -706,6 +756,36 @@ fn redis_target(
         );
     }
     Ok((Some(secrecy::SecretString::from(url)), topology))
+}
+
+/// `token.key_rotation`: off by default. Not with HS256, whose key is the configured secret;
+/// longer than a token lives (otherwise the JWKS would hold several retired keys at once);
+/// at most ten years like every other duration.
+fn key_rotation(
+    value: Option<KeyRotation>,
+    algorithm: Algorithm,
+    engine: &Settings,
+) -> anyhow::Result<Option<Duration>> {
+    let Some(every) = value.and_then(|v| v.0) else { return Ok(None) };
+    if algorithm == Algorithm::HS256 {
+        bail!(
+            "token.key_rotation: not with token.algorithm = \"HS256\", which signs with the \
+             configured token.secret (rotate it by changing token.secret); remove \
+             token.key_rotation or set it to \"off\""
+        );
+    }
+    let lifetime = engine.token.access_ttl + engine.token.leeway;
+    if every <= lifetime {
+        bail!(
+            "token.key_rotation: must be longer than token.access_ttl + token.leeway ({}), so \
+             a retired key has stopped verifying before the next rotation",
+            humantime::format_duration(lifetime)
+        );
+    }
+    if every > Duration::from_secs(315_576_000) {
+        bail!("token.key_rotation: must be at most 10 years");
+    }
+    Ok(Some(every))
 }
 
 /// `store.key_encryption_key` or `store.key_encryption_key_file`: exactly one with users in
@@ -996,5 +1076,31 @@ mod tests {
             parse("[token]\nalgorithm = \"hs256\"\nsecret = \"0123456789abcdef0123456789abcdef\"")
                 .unwrap();
         assert_eq!(hs.algorithm, Algorithm::HS256);
+    }
+
+    #[test]
+    fn key_rotation_is_off_by_default_and_checked_against_the_token_lifetime() {
+        assert_eq!(parse("").unwrap().key_rotation, None);
+        assert_eq!(parse("[token]\nkey_rotation = \"off\"").unwrap().key_rotation, None);
+        let c = parse("[token]\nkey_rotation = \"30d\"").unwrap();
+        assert_eq!(c.key_rotation, Some(Duration::from_secs(30 * 86_400)));
+        assert!(crate::telemetry::describe_config(&c).contains("token.key_rotation = 30days\n"));
+        let short = "[token]\naccess_ttl = \"2s\"\nleeway = \"0s\"\nkey_rotation = \"3s\"";
+        assert_eq!(parse(short).unwrap().key_rotation, Some(Duration::from_secs(3)));
+        for (toml, message) in [
+            ("[token]\nkey_rotation = \"soon\"", "token.key_rotation: invalid value"),
+            ("[token]\nkey_rotation = \"5m\"", "must be longer than token.access_ttl"),
+            ("[token]\nkey_rotation = \"5m30s\"", "must be longer than token.access_ttl"),
+            ("[token]\nkey_rotation = \"11y\"", "at most 10 years"),
+            (
+                "[token]\nalgorithm = \"HS256\"\nsecret = \"0123456789abcdef0123456789abcdef\"\n\
+                 key_rotation = \"30d\"",
+                "token.key_rotation: not with token.algorithm = \"HS256\"",
+            ),
+        ] {
+            let error = parse(toml).unwrap_err().to_string();
+            assert!(error.starts_with("token.key_rotation"), "{toml}: {error}");
+            assert!(error.contains(message), "{toml}: {error}");
+        }
     }
 }

@@ -17,6 +17,7 @@ pub mod edge;
 pub mod http_metrics;
 pub mod idle;
 pub mod json_log;
+pub mod keys;
 pub mod openapi;
 pub mod ops;
 pub mod page;
@@ -177,6 +178,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 n => bail!("{n} check(s) failed"),
             }
         }
+        Command::Keys(command) => keys::run(command, |args| load(args, None)).await,
         Command::Config(ConfigCommand::Check { config, listen }) => {
             let config = load(&config, listen)?;
             print!("{}", telemetry::describe_config(&config));

@@ -74,6 +74,7 @@ pub fn describe_config(c: &Config) -> String {
         ("token.refresh_family_lifetime", d(e.token.refresh_family_lifetime)),
         ("token.refresh_reuse_grace", d(e.token.refresh_reuse_grace)),
         ("token.leeway", d(e.token.leeway)),
+        ("token.key_rotation", c.key_rotation.map_or_else(|| "off".into(), d)),
         ("limits.max_failures", e.limits.max_failures.to_string()),
         ("limits.failure_window", d(e.limits.failure_window)),
         ("limits.ip_per_minute", e.limits.ip_per_minute.to_string()),

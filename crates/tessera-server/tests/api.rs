@@ -48,6 +48,9 @@ mod helpers;
 #[path = "api/jose.rs"]
 mod jose;
 #[cfg(test)]
+#[path = "api/keys.rs"]
+mod keys;
+#[cfg(test)]
 #[path = "api/nginx.rs"]
 mod nginx;
 #[cfg(test)]

@@ -21,6 +21,7 @@ use crate::principal::{AuthMethod, Principal};
 use crate::session::{ActiveSession, NewSession, SessionManager};
 use crate::settings::Settings;
 use crate::store::{ClientInfo, RevocationFeed, StoreError, Stores, UserRecord};
+use crate::token::keyring::{KeyRing, Rotation, SyncedKeys, next_change};
 use crate::token::refresh::{IssuedRefreshToken, RefreshOutcome, RefreshTokens};
 use crate::token::{AccessTokens, Algorithm, IssuedAccessToken, KeySet, RevocationSet, SigningKey};
 
@@ -91,6 +92,32 @@ struct Inner {
     limiter: LoginLimiter,
     audit_failures: FailureBudget,
     metrics: Metrics,
+    /// Where the signing keys are kept, if they can change while the process runs.
+    key_ring: Option<Arc<dyn KeyRing>>,
+    /// What this process last loaded from the ring.
+    key_watch: Mutex<KeyWatch>,
+}
+
+/// What an authenticator last loaded from its [`KeyRing`], to tell when to load again.
+#[derive(Debug, Default)]
+struct KeyWatch {
+    /// The ring's fingerprint then (empty: never loaded).
+    fingerprint: Vec<u8>,
+    /// When the keys change next without anyone asking (rotation due, a retired key expiring).
+    next_change: Option<Timestamp>,
+    /// When the signing key was created.
+    signing_since: Option<Timestamp>,
+    /// The signing key's `kid`.
+    signing_kid: String,
+}
+
+impl KeyWatch {
+    fn update(&mut self, synced: &SyncedKeys, ring: &dyn KeyRing) {
+        self.fingerprint.clone_from(&synced.fingerprint);
+        self.next_change = next_change(&synced.entries, ring.policy());
+        self.signing_since = synced.signing_since();
+        synced.keys.signing().public().kid().clone_into(&mut self.signing_kid);
+    }
 }
 
 /// Builds an [`Authenticator`].
@@ -101,6 +128,7 @@ pub struct AuthenticatorBuilder {
     keys: Option<KeySet>,
     secret: Option<ServerSecret>,
     data_dir: Option<PathBuf>,
+    key_ring: Option<Arc<dyn KeyRing>>,
     clock: Arc<dyn Clock>,
 }
 
@@ -121,6 +149,14 @@ impl AuthenticatorBuilder {
         self
     }
 
+    /// Loads the signing keys from `ring` (instead of [`keys`](Self::keys) or the data
+    /// directory) and follows it: [`maintain_keys`](Authenticator::maintain_keys) picks up
+    /// rotations made by other processes and rotates when the ring's policy says it is due.
+    pub fn key_ring(mut self, ring: Arc<dyn KeyRing>) -> Self {
+        self.key_ring = Some(ring);
+        self
+    }
+
     /// Derives CSRF and refresh-successor keys from `secret` (default: a fresh random one,
     /// which does not survive a restart).
     pub fn secret(mut self, secret: ServerSecret) -> Self {
@@ -136,21 +172,28 @@ impl AuthenticatorBuilder {
 
     /// Starts the password workers and loads the revocation set from the store.
     pub async fn build(self) -> Result<Authenticator, Error> {
-        let AuthenticatorBuilder { settings, stores, keys, secret, data_dir, clock } = self;
+        let AuthenticatorBuilder { settings, stores, keys, secret, data_dir, key_ring, clock } =
+            self;
         settings
             .validate()
             .map_err(|(key, message)| Error::internal(format!("{key}: {message}")))?;
         if let Some(dir) = &data_dir {
             crate::fsutil::create_private_dir(dir)?;
         }
-        let keys = match (keys, &data_dir) {
-            (Some(keys), _) => keys,
-            (None, Some(dir)) => {
+        let mut key_watch = KeyWatch::default();
+        let keys = match (keys, &data_dir, &key_ring) {
+            (_, _, Some(ring)) => {
+                let synced = ring.sync(Rotation::IfDue, clock.now()).await?;
+                key_watch.update(&synced, &**ring);
+                synced.keys
+            }
+            (Some(keys), _, None) => keys,
+            (None, Some(dir), None) => {
                 // Retired keys verify until the last token they signed has expired.
                 let keep = settings.token.access_ttl + settings.token.leeway;
                 KeySet::load_or_create(dir, Algorithm::EdDSA, None, clock.now(), keep)?
             }
-            (None, None) => KeySet::single(SigningKey::generate(Algorithm::EdDSA)?.0),
+            (None, None, None) => KeySet::single(SigningKey::generate(Algorithm::EdDSA)?.0),
         };
         let secret = match (secret, &data_dir) {
             (Some(secret), _) => secret,
@@ -185,6 +228,8 @@ impl AuthenticatorBuilder {
             unpublished: Mutex::new(Vec::new()),
             audit_failures: FailureBudget::default(),
             metrics: Metrics::default(),
+            key_ring,
+            key_watch: Mutex::new(key_watch),
             hasher,
             revoked,
             stores,
@@ -204,6 +249,7 @@ impl Authenticator {
             keys: None,
             secret: None,
             data_dir: None,
+            key_ring: None,
             clock: Arc::new(SystemClock),
         }
     }
@@ -216,6 +262,11 @@ impl Authenticator {
     /// CSRF token derivation and checks.
     pub fn csrf(&self) -> &CsrfTokens {
         &self.inner.csrf
+    }
+
+    /// The keys in force.
+    pub fn keys(&self) -> Arc<KeySet> {
+        self.inner.access.keys()
     }
 
     /// The JWKS document.
@@ -1043,6 +1094,46 @@ impl Authenticator {
         renewals
     }
 
+    /// Follows the [`key_ring`](AuthenticatorBuilder::key_ring) (call every few seconds): when
+    /// the stored keys changed (a rotation by another process) or a change is due (the signing
+    /// key is old enough to rotate, a retired key's tokens have all expired), syncs with the
+    /// ring and swaps the keys in force. Returns whether they were swapped; `false` without a
+    /// ring. Tokens signed by a retired key keep verifying until they expire.
+    pub async fn maintain_keys(&self) -> Result<bool, Error> {
+        let Some(ring) = &self.inner.key_ring else { return Ok(false) };
+        let now = self.now();
+        let fingerprint = ring.fingerprint().await?;
+        let due = {
+            let watch = lock(&self.inner.key_watch);
+            watch.fingerprint != fingerprint || watch.next_change.is_some_and(|at| at <= now)
+        };
+        if !due {
+            return Ok(false);
+        }
+        let synced = ring.sync(Rotation::Follow, now).await?;
+        let alg = synced.keys.signing().public().alg();
+        if alg != ring.policy().algorithm {
+            tracing::warn!(
+                stored = %alg,
+                configured = %ring.policy().algorithm,
+                "another process signs with a key of another algorithm (token.algorithm \
+                 changed there): signing with it too; restart this process to switch"
+            );
+        }
+        if let Some(kid) = &synced.generated {
+            tracing::info!(kid = %kid, retired = ?synced.retired, "rotated the signing key");
+        }
+        let mut watch = lock(&self.inner.key_watch);
+        let previous = std::mem::take(&mut watch.signing_kid);
+        watch.update(&synced, &**ring);
+        let kid = synced.keys.signing().public().kid();
+        if kid != previous && synced.generated.is_none() {
+            tracing::info!(kid = %kid, "signing with the key another process rotated to");
+        }
+        self.inner.access.replace_keys(synced.keys);
+        Ok(true)
+    }
+
     /// Appends the engine's metrics and gauges in the Prometheus text format.
     pub fn render_metrics(&self, out: &mut String) {
         use std::fmt::Write as _;
@@ -1084,6 +1175,17 @@ impl Authenticator {
                  also ask the store).",
             );
             let _ = writeln!(out, "tessera_revocation_feed_live {}", u8::from(live));
+        }
+        let signing_since = lock(&self.inner.key_watch).signing_since;
+        if let Some(since) = signing_since {
+            crate::metrics::header(
+                out,
+                "tessera_signing_key_age_seconds",
+                "gauge",
+                "Age of the key that signs new access tokens (since it was generated).",
+            );
+            let age = self.now().since(since).as_secs_f64();
+            let _ = writeln!(out, "tessera_signing_key_age_seconds {age:.3}");
         }
         let work = self.password_work();
         crate::metrics::header(

@@ -127,3 +127,19 @@ pub(crate) fn load_or_create_private(
         Err(e) => Err(Error::internal(format!("reading {}: {e}", path.display()))),
     }
 }
+
+/// Opens (creating, mode 0600) the lock file at `path` and takes an exclusive `flock(2)` on
+/// it, waiting for another holder; the lock ends when the returned file is dropped, also when
+/// the process dies. Processes that change a file under the same lock never lose each
+/// other's changes. (Without `flock`, on non-Unix systems, the file is opened but not locked.)
+pub(crate) fn lock_exclusive(path: &Path) -> Result<std::fs::File, Error> {
+    let file = private_options()
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| Error::internal(format!("opening the lock {}: {e}", path.display())))?;
+    #[cfg(unix)]
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|e| Error::internal(format!("locking {}: {e}", path.display())))?;
+    Ok(file)
+}

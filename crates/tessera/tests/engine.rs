@@ -2100,3 +2100,60 @@ async fn stores_on_postgres_and_redis_serve_an_embedded_engine() {
     assert_eq!(auth.authenticate_session(&cookie).await.unwrap().0.username, "alice");
     assert_eq!(auth.authenticate_token(&token).await.unwrap().username, "alice");
 }
+
+/// Instances on one database that find a rotation due at the same moment make one rotation
+/// between them (the advisory lock), each ends up signing with that one new key, and the
+/// retired key is dropped once its tokens have expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn instances_on_postgres_rotate_a_due_key_once_between_them() {
+    use tessera::store::postgres_keys::PostgresKeyRing;
+    use tessera::token::{KeyPolicy, KeyRing, Rotation};
+
+    const DAY: Duration = Duration::from_secs(86_400);
+    let url = postgres_database().await;
+    let kek = Arc::new(kek(3));
+    let ring = |store: PostgresStore| {
+        let policy =
+            KeyPolicy { rotate_every: Some(DAY), ..KeyPolicy::new(Algorithm::EdDSA, KEEP_RETIRED) };
+        PostgresKeyRing::new(Arc::new(store), kek.clone(), policy)
+    };
+    let first = ring(PostgresStore::connect(&url).await.unwrap());
+    let start = first.sync(Rotation::IfDue, ts(0)).await.unwrap();
+    let old = start.keys.signing().public().kid().to_owned();
+    let fingerprint = first.fingerprint().await.unwrap();
+    assert_eq!(fingerprint, start.fingerprint);
+
+    let barrier = Arc::new(tokio::sync::Barrier::new(4));
+    let mut syncs = Vec::new();
+    for _ in 0..4 {
+        let instance = ring(PostgresStore::connect(&url).await.unwrap());
+        let barrier = barrier.clone();
+        syncs.push(tokio::spawn(async move {
+            barrier.wait().await;
+            instance.sync(Rotation::Follow, ts(86_400)).await.unwrap()
+        }));
+    }
+    let mut synced = Vec::new();
+    for sync in syncs {
+        synced.push(sync.await.unwrap());
+    }
+    let generated: Vec<&String> = synced.iter().filter_map(|s| s.generated.as_ref()).collect();
+    assert_eq!(generated.len(), 1, "one rotation, not one per instance");
+    let new = generated[0].clone();
+    for s in &synced {
+        assert_eq!(s.keys.signing().public().kid(), new, "every instance signs with it");
+        assert!(s.keys.verifying(&old).is_some(), "and still verifies the old key's tokens");
+        assert_eq!(s.fingerprint, synced[0].fingerprint);
+    }
+    assert_ne!(first.fingerprint().await.unwrap(), fingerprint, "the others notice");
+    assert_eq!(count(&url, "SELECT count(*) FROM signing_keys WHERE retired_at IS NULL").await, 1);
+
+    // Once the old key's tokens have expired, it is deleted from the table.
+    let later = first.sync(Rotation::Follow, ts(86_400).plus(KEEP_RETIRED)).await.unwrap();
+    assert!(later.keys.verifying(&old).is_none());
+    assert_eq!(later.keys.signing().public().kid(), new);
+    assert_eq!(count(&url, "SELECT count(*) FROM signing_keys").await, 1);
+    let listed = first.entries(ts(86_400).plus(KEEP_RETIRED)).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].kid, new);
+}

@@ -11,8 +11,13 @@
 //! an advisory lock, so instances starting together end with one active key and one secret.
 //! The secret is opened first: a wrong key-encryption key fails the start before anything is
 //! generated or retired.
+//!
+//! While instances run, [`PostgresKeyRing`] follows the same table: each one notices a
+//! rotation made elsewhere by a cheap fingerprint query, and rotations and the removal of
+//! expired keys take the same lock, so they happen once.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretSlice};
@@ -24,6 +29,7 @@ use crate::clock::Timestamp;
 use crate::crypto::{ServerSecret, random_bytes};
 use crate::error::Error;
 use crate::seal::{KeyEncryptionKey, SealError};
+use crate::token::keyring::{KeyInfo, KeyPolicy, KeyRing, Rotation, SyncedKeys};
 use crate::token::keys::{KeyEntry, KeyIndex, hs256_key};
 use crate::token::{Algorithm, KeySet, SigningKey};
 
@@ -69,19 +75,138 @@ impl PostgresStore {
         now: Timestamp,
         keep_retired: Duration,
     ) -> Result<(KeySet, ServerSecret), SealedKeysError> {
-        let hs256 = hs256_key(alg, hs256_secret)?;
+        let policy = KeyPolicy {
+            algorithm: alg,
+            hs256_secret: hs256_secret.map(|s| SecretSlice::from(s.expose_secret().to_vec())),
+            keep_retired,
+            rotate_every: None,
+        };
+        let mut tx = self.locked_for_keys().await?;
+        let secret = server_secret(&mut tx, kek, now).await?;
+        let synced = signing_keys(&mut tx, kek, &policy, Rotation::IfDue, now).await?;
+        tx.commit().await.map_err(db)?;
+        Ok((synced.keys, secret))
+    }
+
+    /// A transaction holding the keys' advisory lock, released when it ends, whichever way.
+    async fn locked_for_keys(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
         let mut tx = self.write().await?;
-        // Released when the transaction ends, whichever way it ends.
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(KEYS_LOCK)
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-        let secret = server_secret(&mut tx, kek, now).await?;
-        let keys = signing_keys(&mut tx, kek, alg, hs256, now, keep_retired).await?;
-        tx.commit().await.map_err(db)?;
-        Ok((keys, secret))
+        Ok(tx)
     }
+}
+
+/// The [`KeyRing`] of a shared PostgreSQL database: the `signing_keys` table, private keys
+/// sealed under the key-encryption key. A sync runs in one transaction holding an advisory
+/// lock, so instances that find a rotation due at the same moment make one between them;
+/// the fingerprint is one short query over the table's `kid`s and retirement times.
+pub struct PostgresKeyRing {
+    store: Arc<PostgresStore>,
+    kek: Arc<KeyEncryptionKey>,
+    policy: KeyPolicy,
+}
+
+impl std::fmt::Debug for PostgresKeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresKeyRing").field("policy", &self.policy).finish_non_exhaustive()
+    }
+}
+
+impl PostgresKeyRing {
+    /// The keys in `store`, sealed under `kek`, kept by `policy`.
+    pub fn new(store: Arc<PostgresStore>, kek: Arc<KeyEncryptionKey>, policy: KeyPolicy) -> Self {
+        PostgresKeyRing { store, kek, policy }
+    }
+
+    async fn sync_sealed(
+        &self,
+        rotation: Rotation,
+        now: Timestamp,
+    ) -> Result<SyncedKeys, SealedKeysError> {
+        let mut tx = self.store.locked_for_keys().await?;
+        let mut synced = signing_keys(&mut tx, &self.kek, &self.policy, rotation, now).await?;
+        synced.fingerprint = fingerprint(&mut tx).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(synced)
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyRing for PostgresKeyRing {
+    fn policy(&self) -> &KeyPolicy {
+        &self.policy
+    }
+
+    async fn sync(&self, rotation: Rotation, now: Timestamp) -> Result<SyncedKeys, Error> {
+        self.sync_sealed(rotation, now).await.map_err(|e| match e {
+            SealedKeysError::Store(e) => Error::Store(e),
+            SealedKeysError::Key(e) => e,
+            wrong @ SealedKeysError::WrongKey { .. } => Error::internal(format!(
+                "{wrong}; every instance must use the key-encryption key the database was \
+                 first started with"
+            )),
+        })
+    }
+
+    async fn entries(&self, now: Timestamp) -> Result<Vec<KeyInfo>, Error> {
+        let mut conn = self.store.pool().acquire().await.map_err(db)?;
+        let (index, _) = read_index(&mut conn).await?;
+        Ok(index.infos(self.policy.keep_retired, now))
+    }
+
+    async fn fingerprint(&self) -> Result<Vec<u8>, Error> {
+        let mut conn = self.store.pool().acquire().await.map_err(db)?;
+        Ok(fingerprint(&mut conn).await?)
+    }
+}
+
+/// The table's `kid`s and retirement times in one string: it changes with every rotation,
+/// retirement and deletion (a key's other columns never change).
+async fn fingerprint(conn: &mut sqlx::PgConnection) -> Result<Vec<u8>, StoreError> {
+    let text: String = sqlx::query_scalar(
+        "SELECT coalesce(string_agg(kid || ':' || coalesce(retired_at::text, '-'), ',' \
+         ORDER BY kid), '') FROM signing_keys",
+    )
+    .fetch_one(conn)
+    .await
+    .map_err(db)?;
+    Ok(text.into_bytes())
+}
+
+/// The key index and the sealed private keys by `kid`.
+async fn read_index(
+    conn: &mut sqlx::PgConnection,
+) -> Result<(KeyIndex, HashMap<String, Vec<u8>>), StoreError> {
+    let rows = sqlx::query(
+        "SELECT kid, alg, created_at, retired_at, sealed FROM signing_keys \
+         ORDER BY created_at, kid",
+    )
+    .fetch_all(conn)
+    .await
+    .map_err(db)?;
+    let mut index = KeyIndex::default();
+    let mut sealed: HashMap<String, Vec<u8>> = HashMap::new();
+    for row in &rows {
+        let kid: String = row.try_get("kid").map_err(db)?;
+        let alg_name: String = row.try_get("alg").map_err(db)?;
+        let alg = Algorithm::parse(&alg_name).ok_or_else(|| {
+            StoreError::Corrupt(format!("signing key {kid} has an unknown algorithm {alg_name}"))
+        })?;
+        if let Some(bytes) = row.try_get::<Option<Vec<u8>>, _>("sealed").map_err(db)? {
+            sealed.insert(kid.clone(), bytes);
+        }
+        index.keys.push(KeyEntry {
+            kid,
+            alg,
+            created_at: row.try_get("created_at").map_err(db)?,
+            retired_at: row.try_get("retired_at").map_err(db)?,
+        });
+    }
+    Ok((index, sealed))
 }
 
 /// Opens the sealed server secret, or creates and seals one.
@@ -111,45 +236,25 @@ async fn server_secret(
     Ok(ServerSecret::from_bytes(bytes.expose_secret())?)
 }
 
-/// Reads the key index and the sealed keys, applies the rules of a start, writes back what
-/// changed and generates a key for `alg` if none is active.
+/// Reads the key index and the sealed keys, applies the policy (the rules of a start, then
+/// `rotation`), writes back what changed and generates a key if none is active. The
+/// fingerprint of the result is left empty.
 async fn signing_keys(
     tx: &mut Transaction<'static, Postgres>,
     kek: &KeyEncryptionKey,
-    alg: Algorithm,
-    hs256: Option<SigningKey>,
+    policy: &KeyPolicy,
+    rotation: Rotation,
     now: Timestamp,
-    keep_retired: Duration,
-) -> Result<KeySet, SealedKeysError> {
-    let rows = sqlx::query(
-        "SELECT kid, alg, created_at, retired_at, sealed FROM signing_keys \
-         ORDER BY created_at, kid",
-    )
-    .fetch_all(&mut **tx)
-    .await
-    .map_err(db)?;
-    let mut index = KeyIndex::default();
-    let mut sealed: HashMap<String, Vec<u8>> = HashMap::new();
-    for row in &rows {
-        let kid: String = row.try_get("kid").map_err(db)?;
-        let alg_name: String = row.try_get("alg").map_err(db)?;
-        let alg = Algorithm::parse(&alg_name).ok_or_else(|| {
-            StoreError::Corrupt(format!("signing key {kid} has an unknown algorithm {alg_name}"))
-        })?;
-        if let Some(bytes) = row.try_get::<Option<Vec<u8>>, _>("sealed").map_err(db)? {
-            sealed.insert(kid.clone(), bytes);
-        }
-        index.keys.push(KeyEntry {
-            kid,
-            alg,
-            created_at: row.try_get("created_at").map_err(db)?,
-            retired_at: row.try_get("retired_at").map_err(db)?,
-        });
-    }
+) -> Result<SyncedKeys, SealedKeysError> {
+    let alg = policy.algorithm;
+    let hs256 = hs256_key(alg, policy.hs256_secret.as_ref())?;
+    let (mut index, sealed) = read_index(tx).await?;
     let before = index.keys.clone();
     let hs256_kid = hs256.as_ref().map(|key| key.public().kid().to_owned());
-    index.apply_rules(alg, hs256_kid.as_deref(), now, keep_retired);
-    let (signing, retired) = index.keys_in_force(hs256, |entry| {
+    let applied = index.apply_policy(policy, hs256_kid.as_deref(), rotation, now)?;
+    let retired = applied.retired;
+    let hs256 = hs256.filter(|_| applied.configured);
+    let (signing, verifying) = index.keys_in_force(hs256, |entry| {
         let Some(bytes) = sealed.get(&entry.kid) else {
             return Err(SealedKeysError::Store(StoreError::Corrupt(format!(
                 "signing key {} has no key material",
@@ -182,8 +287,8 @@ async fn signing_keys(
         .await
         .map_err(db)?;
     }
-    let signing = match signing {
-        Some(key) => key,
+    let (signing, generated) = match signing {
+        Some(key) => (key, None),
         None => {
             let (key, pkcs8) = SigningKey::generate(alg)?;
             let kid = key.public().kid();
@@ -198,10 +303,18 @@ async fn signing_keys(
             .execute(&mut **tx)
             .await
             .map_err(db)?;
-            key
+            index.keys.push(KeyEntry::new(kid.to_owned(), alg, now));
+            let kid = kid.to_owned();
+            (key, Some(kid))
         }
     };
-    Ok(KeySet::new(signing, retired))
+    Ok(SyncedKeys {
+        keys: KeySet::new(signing, verifying),
+        entries: index.infos(policy.keep_retired, now),
+        fingerprint: Vec::new(),
+        generated,
+        retired,
+    })
 }
 
 /// The name (additional data) a signing key is sealed under.

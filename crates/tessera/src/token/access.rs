@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use base64::Engine as _;
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -92,7 +93,9 @@ impl std::fmt::Debug for IssuedAccessToken {
 /// Issues and verifies access tokens.
 #[derive(Debug)]
 pub struct AccessTokens {
-    keys: KeySet,
+    /// Swapped whole when the keys change (a rotation): readers load it without a lock, and
+    /// a verification in flight finishes with the set it started with.
+    keys: ArcSwap<KeySet>,
     settings: TokenSettings,
     clock: Arc<dyn Clock>,
     revoked: Arc<RevocationSet>,
@@ -118,7 +121,7 @@ impl AccessTokens {
             leeway: settings.leeway,
         };
         AccessTokens {
-            keys,
+            keys: ArcSwap::from_pointee(keys),
             settings,
             clock,
             revoked,
@@ -128,9 +131,15 @@ impl AccessTokens {
         }
     }
 
-    /// The key set (for the JWKS endpoint).
-    pub fn keys(&self) -> &KeySet {
-        &self.keys
+    /// The key set in force (for the JWKS endpoint).
+    pub fn keys(&self) -> Arc<KeySet> {
+        self.keys.load_full()
+    }
+
+    /// Signs new tokens with `keys` from now on and verifies with them only: tokens already
+    /// verified keep their cache entries, which end when the tokens expire.
+    pub fn replace_keys(&self, keys: KeySet) {
+        self.keys.store(Arc::new(keys));
     }
 
     /// Issues a token for `user_id`/`username` in `sid`.
@@ -156,7 +165,7 @@ impl AccessTokens {
         let payload = serde_json::to_vec(&claims)
             .map_err(|e| Error::internal(format!("encoding claims: {e}")))?;
         Ok(IssuedAccessToken {
-            token: jws::sign(self.keys.signing(), &payload)?,
+            token: jws::sign(self.keys.load().signing(), &payload)?,
             expires_in: self.settings.access_ttl.as_secs(),
             expires_at,
         })
@@ -202,7 +211,9 @@ impl AccessTokens {
     }
 
     async fn verify_signed_in_batch(&self, token: &str) -> Result<AccessClaims, Error> {
-        let signed = jws::parse(token, &self.keys)?;
+        // An `Arc` (one atomic increment) rather than a guard: it is held across the batch.
+        let keys = self.keys.load_full();
+        let signed = jws::parse(token, &keys)?;
         let valid = match signed.key.ed25519() {
             Some(key) => self.batcher.verify(key, signed.signing_input, &signed.signature).await,
             None => signed.key.verify(signed.signing_input, &signed.signature),
@@ -214,7 +225,7 @@ impl AccessTokens {
     }
 
     fn verify_signed(&self, token: &str) -> Result<AccessClaims, Error> {
-        self.rules.claims(&jws::verify(token, &self.keys)?)
+        self.rules.claims(&jws::verify(token, &self.keys.load())?)
     }
 
     /// How long after revocation a `sid` must stay in the revocation set: until every token
@@ -303,6 +314,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn swapped_keys_sign_new_tokens_and_old_ones_verify_while_their_key_is_kept() {
+        let (tokens, _, _, pkcs8) = setup();
+        let old = SigningKey::from_pkcs8(Algorithm::EdDSA, &pkcs8).unwrap();
+        let old_kid = old.public().kid().to_owned();
+        let before = tokens.issue("u", "alice", "s").unwrap();
+        let unseen = tokens.issue("u", "alice", "s2").unwrap();
+        tokens.verify(&before.token).await.unwrap();
+
+        let (new, _) = SigningKey::generate(Algorithm::EdDSA).unwrap();
+        let new_kid = new.public().kid().to_owned();
+        tokens.replace_keys(KeySet::new(new, vec![Arc::clone(old.public())]));
+        let after = tokens.issue("u", "alice", "s").unwrap();
+        let kid = |t: &str| {
+            let header = B64URL.decode(t.split('.').next().unwrap()).unwrap();
+            serde_json::from_slice::<serde_json::Value>(&header).unwrap()["kid"].clone()
+        };
+        assert_eq!(kid(&after.token), new_kid.as_str());
+        assert_eq!(kid(&before.token), old_kid.as_str());
+        assert!(tokens.verify(&after.token).await.is_ok());
+        assert!(tokens.verify(&before.token).await.is_ok(), "cached, old key retired");
+        assert!(tokens.verify(&unseen.token).await.is_ok(), "not cached, old key retired");
+
+        // Once the old key is dropped, a token it signed that was never seen is refused.
+        let (newer, _) = SigningKey::generate(Algorithm::EdDSA).unwrap();
+        tokens.replace_keys(KeySet::single(newer));
+        let never_seen = jws::sign(&old, br#"{"a":1}"#).unwrap();
+        assert!(matches!(tokens.verify(&never_seen).await, Err(Error::TokenInvalid(_))));
+    }
+
+    #[tokio::test]
     async fn claims_must_be_a_json_object() {
         let (tokens, _, _, _) = setup();
         let issued = tokens.issue("u", "alice", "s").unwrap();
@@ -312,10 +353,10 @@ mod tests {
         let fields = ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "sid", "username"];
         let as_array: Vec<_> = fields.iter().map(|f| claims[f].clone()).collect();
         let as_array = serde_json::to_vec(&as_array).unwrap();
-        let token = jws::sign(tokens.keys.signing(), &as_array).unwrap();
+        let token = jws::sign(tokens.keys().signing(), &as_array).unwrap();
         assert!(matches!(tokens.verify(&token).await, Err(Error::TokenInvalid(_))));
         let spaced = [b" \n".as_slice(), &serde_json::to_vec(&claims).unwrap()].concat();
-        let token = jws::sign(tokens.keys.signing(), &spaced).unwrap();
+        let token = jws::sign(tokens.keys().signing(), &spaced).unwrap();
         assert!(tokens.verify(&token).await.is_ok(), "whitespace before the object is fine");
     }
 

@@ -2,10 +2,12 @@
 //! (mode 0600), `kid`s derived from the public key (RFC 7638 thumbprint), the JWKS document,
 //! and the set of keys a token may be verified with.
 //!
-//! Layout under `<data_dir>/keys/`: one PKCS#8 file per key, named by its `kid`, and
-//! `keys.json`, the index (`kid`, `alg`, `created_at`, `retired_at`). When the configured
-//! algorithm changes, the old key is retired: it stays in the JWKS and keeps verifying until the
-//! last token it signed has expired, then it is no longer loaded.
+//! The index of keys (`KeyIndex`: `kid`, `alg`, `created_at`, `retired_at`) and its rules
+//! live here once for every place keys are kept (the data directory's
+//! [`KeyDir`](super::key_dir::KeyDir), a PostgreSQL table). When the configured algorithm
+//! changes, or the key is rotated ([`keyring`](super::keyring)), the old key is retired: it
+//! stays in the JWKS and keeps verifying until the last token it signed has expired, then it
+//! is no longer loaded.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -376,7 +378,8 @@ impl KeySet {
 
     /// Loads the key set from `<data_dir>/keys`, generating a key for `alg` if none is active,
     /// and retiring keys of other algorithms. `hs256_secret` is required for HS256.
-    /// Retired keys are kept while `retired_at + keep_retired` is in the future.
+    /// Retired keys are kept while `retired_at + keep_retired` is in the future. (A
+    /// [`KeyDir`](super::key_dir::KeyDir) does the same and more: rotation, reloading.)
     pub fn load_or_create(
         data_dir: &Path,
         alg: Algorithm,
@@ -384,35 +387,14 @@ impl KeySet {
         now: Timestamp,
         keep_retired: Duration,
     ) -> Result<Self, Error> {
-        let dir = data_dir.join("keys");
-        crate::fsutil::create_private_dir(&dir)?;
-        let index_path = dir.join("keys.json");
-        let mut index = KeyIndex::read(&index_path)?;
-        let hs256 = hs256_key(alg, hs256_secret)?;
-        let mut changed =
-            index.apply_rules(alg, hs256.as_ref().map(|k| k.public.kid()), now, keep_retired);
-        let (signing, retired) = index.keys_in_force(hs256, |entry| {
-            let path = entry.path(&dir);
-            let pkcs8 = std::fs::read(&path).map_err(|e| {
-                Error::internal(format!("reading signing key {}: {e}", path.display()))
-            })?;
-            SigningKey::from_pkcs8(entry.alg, &pkcs8)
-        })?;
-        let signing = match signing {
-            Some(key) => key,
-            None => {
-                let (key, pkcs8) = SigningKey::generate(alg)?;
-                let entry = KeyEntry::new(key.public.kid.clone(), alg, now);
-                crate::fsutil::write_private_file(&entry.path(&dir), &pkcs8)?;
-                index.keys.push(entry);
-                changed = true;
-                key
-            }
+        let policy = super::keyring::KeyPolicy {
+            algorithm: alg,
+            hs256_secret: hs256_secret.map(|s| SecretSlice::from(s.expose_secret().to_vec())),
+            keep_retired,
+            rotate_every: None,
         };
-        if changed {
-            index.write(&index_path)?;
-        }
-        Ok(KeySet::new(signing, retired))
+        let ring = super::key_dir::KeyDir::new(data_dir, policy);
+        Ok(ring.sync_blocking(super::keyring::Rotation::IfDue, now)?.keys)
     }
 }
 
@@ -452,7 +434,7 @@ impl KeyEntry {
         KeyEntry { kid, alg, created_at: now.unix_millis(), retired_at: None }
     }
 
-    fn path(&self, dir: &Path) -> PathBuf {
+    pub(crate) fn path(&self, dir: &Path) -> PathBuf {
         dir.join(format!("{}-{}.pk8", self.alg.file_stem(), self.kid))
     }
 }
@@ -530,20 +512,14 @@ impl KeyIndex {
         Ok((signing, retired))
     }
 
-    fn read(path: &Path) -> Result<Self, Error> {
-        match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                Error::internal(format!("{} is not a key index: {e}", path.display()))
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KeyIndex::default()),
-            Err(e) => Err(Error::internal(format!("reading {}: {e}", path.display()))),
-        }
+    pub(crate) fn parse(bytes: &[u8], path: &Path) -> Result<Self, Error> {
+        serde_json::from_slice(bytes)
+            .map_err(|e| Error::internal(format!("{} is not a key index: {e}", path.display())))
     }
 
-    fn write(&self, path: &Path) -> Result<(), Error> {
-        let json = serde_json::to_vec_pretty(self)
-            .map_err(|e| Error::internal(format!("encoding the key index: {e}")))?;
-        crate::fsutil::replace_private_file(path, &json)
+    pub(crate) fn encode(&self) -> Result<Vec<u8>, Error> {
+        serde_json::to_vec_pretty(self)
+            .map_err(|e| Error::internal(format!("encoding the key index: {e}")))
     }
 }
 
@@ -658,6 +634,11 @@ mod tests {
         }
     }
 
+    fn read_index(data_dir: &Path) -> KeyIndex {
+        let path = data_dir.join("keys").join("keys.json");
+        KeyIndex::parse(&std::fs::read(&path).unwrap(), &path).unwrap()
+    }
+
     #[test]
     fn hs256_requires_a_secret() {
         let dir = tempfile::tempdir().unwrap();
@@ -672,13 +653,13 @@ mod tests {
         // A new secret retires the old one's entry instead of leaving two "active" ones.
         let other = SecretSlice::from(vec![8u8; 40]);
         KeySet::load_or_create(dir.path(), Algorithm::HS256, Some(&other), now, HOUR).unwrap();
-        let index = KeyIndex::read(&dir.path().join("keys").join("keys.json")).unwrap();
+        let index = read_index(dir.path());
         let active: Vec<_> = index.keys.iter().filter(|e| e.retired_at.is_none()).collect();
         assert_eq!(active.len(), 1);
 
         // The first secret again takes its old entry back: one entry per kid, one active.
         KeySet::load_or_create(dir.path(), Algorithm::HS256, Some(&secret), now, HOUR).unwrap();
-        let index = KeyIndex::read(&dir.path().join("keys").join("keys.json")).unwrap();
+        let index = read_index(dir.path());
         let mut kids: Vec<_> = index.keys.iter().map(|e| e.kid.as_str()).collect();
         kids.sort_unstable();
         kids.dedup();
