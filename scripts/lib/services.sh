@@ -57,12 +57,16 @@ start_services() {
 stop_services() {
   if [ -n "${services_pg_dir:-}" ]; then
     runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$services_pg_dir/data" -m immediate stop >/dev/null 2>&1 || true
-    rm -rf "$services_pg_dir"
+    rm -rf "$services_pg_dir" || true
   fi
   if [ -n "${services_redis_dir:-}" ]; then
     if [ -f "$services_redis_dir/redis.pid" ]; then
-      kill "$(cat "$services_redis_dir/redis.pid")" 2>/dev/null || true
+      local pid
+      pid="$(cat "$services_redis_dir/redis.pid")"
+      kill "$pid" 2>/dev/null || true
+      # Redis writes its log until it is gone: removing the directory before would race it.
+      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     fi
-    rm -rf "$services_redis_dir"
+    rm -rf "$services_redis_dir" || true
   fi
 }
