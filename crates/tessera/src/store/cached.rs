@@ -10,7 +10,7 @@
 //! [`Authenticator::follow_revocation_feed`](crate::Authenticator::follow_revocation_feed)).
 //!
 //! Sessions are cached in their compact form ([`CachedSession`], behind an `Arc` so the map's
-//! slots stay small): about 200 bytes per cached session.
+//! slots stay small): about 240 bytes per cached session at a million, map slot included.
 
 use std::sync::Arc;
 
