@@ -23,6 +23,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the server (prints `listening on http://ADDR` once it accepts connections; stops
     /// gracefully on SIGTERM or Ctrl-C).
+    ///
+    /// Example: tessera serve --listen 127.0.0.1:8080 --data-dir ./tessera-data
     Serve(ServeArgs),
     /// Manage users directly in the store (works while registration is closed, and next to a
     /// running server: see docs/operations.md, "Admin CLI").
@@ -132,7 +134,9 @@ pub enum BenchCommand {
     },
     /// Measure on one core how many access-token signatures it verifies per second and how
     /// long one argon2id password hash takes, with the configured algorithm and cost (run it
-    /// pinned to one CPU, e.g. `taskset -c 0 tessera bench primitives`).
+    /// pinned to one CPU).
+    ///
+    /// Example: taskset -c 0 tessera bench primitives --seconds 3
     Primitives {
         /// The algorithm [default: token.algorithm of the configuration, EdDSA].
         #[arg(long, value_name = "ALG")]
@@ -390,6 +394,8 @@ pub enum KeysCommand {
 pub enum ConfigCommand {
     /// Validate the configuration (file, environment, defaults) and print the result; secrets
     /// are not printed. Exits non-zero naming the first bad key.
+    ///
+    /// Example: TESSERA_SESSION__IDLE_TIMEOUT=30m tessera config check --config tessera.toml
     Check {
         /// Configuration source.
         #[command(flatten)]
@@ -398,4 +404,44 @@ pub enum ConfigCommand {
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::Cli;
+
+    /// Every command the binary has, as `tessera a b`, with its clap definition.
+    fn leaves(command: &clap::Command, path: String, out: &mut Vec<(String, clap::Command)>) {
+        let mut children = command.get_subcommands().peekable();
+        if children.peek().is_none() {
+            out.push((path, command.clone()));
+            return;
+        }
+        for child in children {
+            leaves(child, format!("{path} {}", child.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_subcommand_says_what_it_does_and_shows_an_example() {
+        let mut all = Vec::new();
+        leaves(&Cli::command(), "tessera".into(), &mut all);
+        assert!(all.len() >= 15, "{:?}", all.iter().map(|(p, _)| p).collect::<Vec<_>>());
+        let mut missing = Vec::new();
+        for (path, command) in &all {
+            let about = command.get_about().map(|a| a.to_string()).unwrap_or_default();
+            let long = command.get_long_about().map(|a| a.to_string()).unwrap_or_default();
+            if about.trim().is_empty() || !format!("{about}\n{long}").contains("Example") {
+                missing.push(path.clone());
+            }
+        }
+        assert!(missing.is_empty(), "no help text or no example: {missing:?}");
+    }
 }
