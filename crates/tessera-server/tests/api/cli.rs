@@ -559,3 +559,34 @@ fn bench_measures_sessions_and_tokens_at_each_user_count_and_draws_the_chart() {
     assert!(!output.status.success(), "{output:?}");
     assert!(String::from_utf8_lossy(&output.stderr).contains("embedded SQLite"), "{output:?}");
 }
+
+#[test]
+fn config_check_prints_the_effective_configuration_and_names_a_bad_key() {
+    let dir = temp_dir();
+    let data_dir = dir.path().to_str().unwrap();
+    let output = run(
+        tessera(
+            &["config", "check", "--data-dir", data_dir, "--listen", "127.0.0.1:9999"],
+            &[("TESSERA_SESSION__IDLE_TIMEOUT", "30m")],
+        ),
+        None,
+    );
+    assert!(output.status.success(), "{output:?}");
+    let text = String::from_utf8_lossy(&output.stdout);
+    for line in ["server.listen = 127.0.0.1:9999", "session.idle_timeout = 30m"] {
+        assert!(text.lines().any(|l| l.trim() == line), "no `{line}` in:\n{text}");
+    }
+    assert!(!dir.path().join("tessera.db").exists(), "checking must not create the database");
+
+    let output = run(
+        tessera(
+            &["config", "check", "--data-dir", data_dir],
+            &[("TESSERA_SESSION__IDLE_TIMEOUT", "banana")],
+        ),
+        None,
+    );
+    assert!(!output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("idle_timeout"), "the bad key is not named:\n{stderr}");
+    assert!(output.stdout.is_empty(), "{output:?}");
+}
