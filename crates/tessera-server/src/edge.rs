@@ -1,6 +1,6 @@
 //! The server's outermost layer, as one hand-written tower service: the request id (an
-//! `X-Request-Id` on every response and in 5xx problem bodies, and a `request` span around the
-//! request's handling so every log line about it carries the id), HTTP metrics, the request time limit, the security
+//! `X-Request-Id` on every response and in 5xx problem bodies, and the request's task-local
+//! id, so every log line about it carries the id), HTTP metrics, the request time limit, the security
 //! headers (and HSTS when the public URL is https) on every response, and the access log line
 //! (`tessera::access`, at debug level).
 //!
@@ -18,7 +18,6 @@ use axum::response::Response;
 use futures_util::future::BoxFuture;
 use http::{HeaderValue, header};
 use tower::{Layer, Service};
-use tracing::Instrument as _;
 
 use crate::http_metrics::HttpMetrics;
 use crate::request_id::{self, X_REQUEST_ID};
@@ -74,9 +73,7 @@ where
     fn call(&mut self, request: Request) -> Self::Future {
         let observation = HttpMetrics::begin(&request);
         let id = request_id::for_request(request.headers());
-        // Spans and the access line cost nothing but a cached check when the filter drops them.
-        // The span's level is `error` so that the id is on every line that is logged at all.
-        let span = tracing::error_span!("request", request_id = id.to_str().unwrap_or_default());
+        // The access line costs nothing but a cached check when the filter drops it.
         // The path only, never the query (which may carry secrets).
         let access = tracing::enabled!(target: ACCESS_LOG, tracing::Level::DEBUG)
             .then(|| (request.method().clone(), request.uri().path().to_owned()));
@@ -84,51 +81,45 @@ where
         let ready = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, ready);
         let settings = self.settings.clone();
-        Box::pin(
-            async move {
-                let mut response =
-                    time_limit::within(settings.request_timeout, request, |request| {
-                        let handled = inner.call(request);
-                        async move {
-                            match handled.await {
-                                Ok(response) => response,
-                                Err(never) => match never {},
-                            }
-                        }
-                    })
-                    .await;
-                if response.status().is_server_error() {
-                    response = request_id::into_problem(response, &id).await;
+        Box::pin(request_id::scope(id.clone(), async move {
+            let mut response = time_limit::within(settings.request_timeout, request, |request| {
+                let handled = inner.call(request);
+                async move {
+                    match handled.await {
+                        Ok(response) => response,
+                        Err(never) => match never {},
+                    }
                 }
-                let already_set = response
-                    .extensions()
-                    .get::<tessera_axum::layers::SecurityHeadersSet>()
-                    .is_some();
-                let headers = response.headers_mut();
-                if !already_set {
-                    tessera_axum::layers::add_security_headers(headers);
-                }
-                if settings.https {
-                    headers.insert(
-                        header::STRICT_TRANSPORT_SECURITY,
-                        HeaderValue::from_static("max-age=31536000"),
-                    );
-                }
-                headers.insert(&X_REQUEST_ID, id);
-                if let Some((method, path)) = access {
-                    tracing::debug!(
-                        target: ACCESS_LOG,
-                        %method,
-                        path,
-                        status = response.status().as_u16(),
-                        latency_ms = observation.elapsed().as_secs_f64() * 1e3,
-                        "request"
-                    );
-                }
-                settings.metrics.finish(observation, response.status());
-                Ok(response)
+            })
+            .await;
+            if response.status().is_server_error() {
+                response = request_id::into_problem(response, &id).await;
             }
-            .instrument(span),
-        )
+            let already_set =
+                response.extensions().get::<tessera_axum::layers::SecurityHeadersSet>().is_some();
+            let headers = response.headers_mut();
+            if !already_set {
+                tessera_axum::layers::add_security_headers(headers);
+            }
+            if settings.https {
+                headers.insert(
+                    header::STRICT_TRANSPORT_SECURITY,
+                    HeaderValue::from_static("max-age=31536000"),
+                );
+            }
+            headers.insert(&X_REQUEST_ID, id);
+            if let Some((method, path)) = access {
+                tracing::debug!(
+                    target: ACCESS_LOG,
+                    %method,
+                    path,
+                    status = response.status().as_u16(),
+                    latency_ms = observation.elapsed().as_secs_f64() * 1e3,
+                    "request"
+                );
+            }
+            settings.metrics.finish(observation, response.status());
+            Ok(response)
+        }))
     }
 }

@@ -1,7 +1,7 @@
 //! The JSON log format (`log.format = "json"`): one object per line with `timestamp` (RFC
 //! 3339, UTC), `level`, `target`, `message`, the event's own fields, and the fields of the
-//! spans it happened in, flattened (so a line logged while serving a request has its
-//! `request_id` at the top level, where log pipelines look for it).
+//! spans it happened in, flattened, and the `request_id` of the request being served, if any,
+//! at the top level, where log pipelines look for it.
 
 use std::fmt;
 
@@ -43,6 +43,9 @@ where
                     line.extend(fields);
                 }
             }
+        }
+        if let Some(id) = crate::request_id::current() {
+            line.insert("request_id".into(), Value::String(id.to_str().unwrap_or("").into()));
         }
         event.record(&mut Fields(&mut line));
         line.entry("message").or_insert(Value::String(String::new()));

@@ -25,6 +25,7 @@ pub mod redirect;
 pub mod request_id;
 pub mod serve;
 pub mod telemetry;
+pub mod text_log;
 pub mod time_limit;
 pub mod tls;
 

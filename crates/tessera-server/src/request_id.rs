@@ -3,6 +3,11 @@
 //! set by a proxy or a client that wants to correlate its own logs) is kept; anything else is
 //! replaced by a fresh one.
 //!
+//! While a request is served its id is a task-local value ([`scope`], [`current`]): the log
+//! formatters read it when, and only when, a line is written, so a request that logs nothing
+//! pays nothing for it (a tracing span per request cost about 5 % of a `/healthz` in a
+//! profile).
+//!
 //! Fresh ids are cheap: a random per-process prefix (from the OS CSPRNG, once) and a counter,
 //! so minting one costs an atomic increment and a small copy, never a system call. They are
 //! unique across restarts and instances (the prefix has 60 random bits) but not secret, and
@@ -15,6 +20,21 @@ use axum::body::Body;
 use axum::response::Response;
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 use http_body::Body as _;
+
+tokio::task_local! {
+    /// The id of the request this task is serving.
+    static CURRENT: HeaderValue;
+}
+
+/// Runs `future` as the serving of the request with `id`.
+pub async fn scope<F: std::future::Future>(id: HeaderValue, future: F) -> F::Output {
+    CURRENT.scope(id, future).await
+}
+
+/// The id of the request being served by the current task, if any.
+pub fn current() -> Option<HeaderValue> {
+    CURRENT.try_with(HeaderValue::clone).ok()
+}
 
 /// The header, request and response.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

@@ -19,7 +19,11 @@ pub fn init(config: &Config) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(ansi);
     let result = match config.log_format {
-        LogFormat::Text => builder.try_init(),
+        LogFormat::Text => builder
+            .event_format(crate::text_log::WithRequestId(
+                tracing_subscriber::fmt::format::Format::default().with_ansi(ansi),
+            ))
+            .try_init(),
         LogFormat::Json => builder
             .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
             .event_format(crate::json_log::JsonLines)

@@ -241,6 +241,36 @@ async fn json_logs_are_one_object_per_line_with_the_request_id_and_no_query() {
     assert!(!stderr.contains("sekrit"), "a secret reached the log:\n{stderr}");
 }
 
+#[tokio::test]
+async fn text_logs_end_a_request_line_with_its_id_and_other_lines_without() {
+    let dir = tempfile::Builder::new().prefix("tessera-ops-").tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap();
+    let mut server = TesseraProcess::start(crate::cli::tessera(
+        &["serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir],
+        &[("TESSERA_LOG__FORMAT", "text"), ("TESSERA_LOG__LEVEL", "info,tessera::access=debug")],
+    ));
+    let response = client()
+        .get(server.url("/healthz?token=sekrit-query-value"))
+        .header("x-request-id", "trace-me-43")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(server.terminate().success());
+    let stderr = server.stderr_text();
+    let access: Vec<&str> = stderr.lines().filter(|l| l.contains("tessera::access")).collect();
+    assert_eq!(access.len(), 1, "one access line:\n{stderr}");
+    assert!(access[0].ends_with(" request_id=trace-me-43"), "{}", access[0]);
+    assert!(
+        access[0].contains("path=\"/healthz\"") || access[0].contains("path=/healthz"),
+        "{}",
+        access[0]
+    );
+    let serving = stderr.lines().find(|l| l.contains("tessera is serving")).expect("start line");
+    assert!(!serving.contains("request_id"), "{serving}");
+    assert!(!stderr.contains("sekrit"), "a secret reached the log:\n{stderr}");
+}
+
 /// Metrics documented in docs/operations.md that a default single-process server does not
 /// emit: the revocation feed exists only with several instances (Redis or PostgreSQL).
 const CONDITIONAL_METRICS: [&str; 1] = ["tessera_revocation_feed_live"];
