@@ -7,7 +7,8 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use http::{HeaderMap, StatusCode, header};
+use http::{HeaderMap, header};
+use http_body_util::BodyExt as _;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -110,20 +111,19 @@ fn without_values(message: &str) -> String {
 impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
         // Refused before reading: a client announcing a large body and sending little would
         // otherwise hold the request open until the request timeout.
         if announced_length(req.headers()).is_some_and(|n| n > MAX_BODY_BYTES as u64) {
             return Err(ApiError::PayloadTooLarge);
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::InvalidJson("the body could not be read".into())
-            }
-        })?;
-        Ok(RawBody(bytes))
+        // The limit is applied here, while reading, so no layer has to announce it.
+        let limited = http_body_util::Limited::new(req.into_body(), MAX_BODY_BYTES);
+        match limited.collect().await {
+            Ok(collected) => Ok(RawBody(collected.to_bytes())),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::PayloadTooLarge),
+            Err(_) => Err(ApiError::InvalidJson("the body could not be read".into())),
+        }
     }
 }
 

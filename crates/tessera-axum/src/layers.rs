@@ -178,32 +178,29 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
+        let security_headers = self.http.security_headers;
         let cors = cors_origin(&request, &self.http);
         let early = cors
             .as_ref()
             .and_then(|_| preflight(&request))
             .or_else(|| self.origin_rule.then(|| origin_rejection(&request, &self.http)).flatten());
         if let Some(response) = early {
-            return Box::pin(async move { Ok(finish(response, cors)) });
+            return Box::pin(async move { Ok(finish(response, cors, security_headers)) });
         }
-        // The clone that was made ready is the one called (tower's readiness contract).
-        let ready = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, ready).call(request);
-        Box::pin(async move { Ok(finish(inner.await?, cors)) })
+        // The inner service's future owns what it needs, so the service made ready is called
+        // in place (no per-request clone of the routes below).
+        let inner = self.inner.call(request);
+        Box::pin(async move { Ok(finish(inner.await?, cors, security_headers)) })
     }
 }
 
-/// Marks a response whose security headers [`ApiLayer`] has set, so an outer layer that
-/// sets them for every response (the server's) need not look at each header again.
-#[derive(Debug, Clone, Copy)]
-pub struct SecurityHeadersSet;
-
-fn finish(mut response: Response, cors: Option<HeaderValue>) -> Response {
+fn finish(mut response: Response, cors: Option<HeaderValue>, security_headers: bool) -> Response {
     let headers = response.headers_mut();
-    add_security_headers(headers);
+    if security_headers {
+        add_security_headers(headers);
+    }
     if let Some(origin) = cors {
         add_cors_headers(headers, origin);
     }
-    response.extensions_mut().insert(SecurityHeadersSet);
     response
 }

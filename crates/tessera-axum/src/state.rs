@@ -32,6 +32,10 @@ pub struct HttpSettings {
     /// (`/auth/v1/session`, …; the refresh cookie's path follows). A missing leading `/` is
     /// added and a trailing one dropped.
     pub api_prefix: String,
+    /// The API layer sets the security headers (`nosniff`, `no-referrer`, `DENY`, a strict
+    /// CSP, `no-store`) on its responses; on by default. Turn it off only when an outer layer
+    /// sets them on every response, as the Tessera server's does.
+    pub security_headers: bool,
 }
 
 impl HttpSettings {
@@ -43,6 +47,7 @@ impl HttpSettings {
             allowed_origins: Vec::new(),
             trusted_proxies: TrustedProxies::default(),
             api_prefix: String::new(),
+            security_headers: true,
         }
     }
 

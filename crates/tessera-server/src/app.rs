@@ -104,6 +104,8 @@ impl Application {
         http.cookie_secure = config.cookie_secure;
         http.allowed_origins = config.allowed_origins;
         http.trusted_proxies = config.trusted_proxies.clone();
+        // The edge layer (`edge.rs`) sets the security headers on every response.
+        http.security_headers = false;
         if !http.cookie_secure {
             tracing::warn!(
                 "cookie.secure = false: cookies are sent over plain HTTP and lose their __Host- \

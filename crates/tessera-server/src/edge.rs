@@ -95,12 +95,10 @@ where
             if response.status().is_server_error() {
                 response = request_id::into_problem(response, &id).await;
             }
-            let already_set =
-                response.extensions().get::<tessera_axum::layers::SecurityHeadersSet>().is_some();
+            // The API layer leaves them to this one (`HttpSettings::security_headers`); a
+            // header a route set itself (the page's CSP) is kept.
             let headers = response.headers_mut();
-            if !already_set {
-                tessera_axum::layers::add_security_headers(headers);
-            }
+            tessera_axum::layers::add_security_headers(headers);
             if settings.https {
                 headers.insert(
                     header::STRICT_TRANSPORT_SECURITY,

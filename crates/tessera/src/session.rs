@@ -10,11 +10,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use base64::Engine as _;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::clock::{Clock, Timestamp};
-use crate::crypto::{B64URL, Digest, random_secret, sha256};
+use crate::crypto::{Digest, is_secret_form, random_secret, sha256};
 use crate::error::Error;
 use crate::ids;
 use crate::settings::SessionSettings;
@@ -22,9 +21,6 @@ use crate::store::{ClientInfo, SessionRecord, SessionStore, StoreError};
 
 /// Renewals written per store call by [`SessionManager::flush_renewals`].
 pub const FLUSH_CHUNK: usize = 1_000;
-
-/// Length of a session id: base64url of 32 bytes.
-const SESSION_ID_LEN: usize = 43;
 
 /// A session just created: the secret for the cookie, and the record.
 #[derive(Debug)]
@@ -109,8 +105,7 @@ impl SessionManager {
 
     /// The digest of a cookie value, or `None` if it cannot be a session id.
     pub fn digest(cookie_value: &str) -> Option<Digest> {
-        (cookie_value.len() == SESSION_ID_LEN && B64URL.decode(cookie_value).is_ok())
-            .then(|| sha256(cookie_value.as_bytes()))
+        is_secret_form(cookie_value).then(|| sha256(cookie_value.as_bytes()))
     }
 
     /// Checks a cookie value and renews the session's idle deadline.

@@ -7,10 +7,8 @@ mod users;
 mod verify;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, get, post, put};
 
-use crate::body::MAX_BODY_BYTES;
 use crate::error::ApiError;
 use crate::layers;
 use crate::state::TesseraState;
@@ -32,11 +30,11 @@ pub fn api_router(state: TesseraState) -> Router {
         .route("/v1/token/revoke", post(token::revoke))
         .route("/.well-known/jwks.json", get(token::jwks))
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer((layers::ApiLayer::new(&state), body_limit()));
+        .layer(layers::ApiLayer::new(&state));
     // Forward auth applies its own Origin rule to the original request (see `verify`).
     let forward_auth = Router::new()
         .route("/v1/verify", any(verify::verify))
-        .layer((layers::ApiLayer::new(&state).without_origin_rule(), body_limit()));
+        .layer(layers::ApiLayer::new(&state).without_origin_rule());
     // One layer level per route: each axum layer level clones the routes below it per request.
     let router = api.merge(forward_auth).with_state(state);
     if prefix.is_empty() { router } else { Router::new().nest(&prefix, router) }
@@ -61,10 +59,6 @@ pub mod verify_headers {
     /// Answer, when asked for with [`WANT_CSRF`] and the credential is a cookie: the CSRF
     /// token that goes with it (what `POST /v1/session` returned as `csrf_token`).
     pub const CSRF_TOKEN: &str = "x-auth-csrf-token";
-}
-
-fn body_limit() -> DefaultBodyLimit {
-    DefaultBodyLimit::max(MAX_BODY_BYTES)
 }
 
 /// The 404 problem response, for an application's fallback.

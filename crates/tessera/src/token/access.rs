@@ -19,7 +19,7 @@ use super::keys::KeySet;
 use super::revocation::RevocationSet;
 use crate::cache::ShardedCache;
 use crate::clock::{Clock, Timestamp};
-use crate::crypto::{B64URL, random_bytes, sha256};
+use crate::crypto::{B64URL, fingerprint, random_bytes};
 use crate::error::Error;
 use crate::settings::TokenSettings;
 
@@ -180,7 +180,8 @@ impl AccessTokens {
             return Err(Error::TokenInvalid("token larger than 8 KiB"));
         }
         let now = self.clock.now();
-        let digest = sha256(token.as_bytes());
+        // The cache's key: BLAKE2b rather than SHA-256, a quarter of the cost over a whole JWT.
+        let digest = fingerprint(token.as_bytes());
         let claims = match self.cache.get(&digest) {
             Some(claims) => claims,
             None => {

@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod batch;
+mod batch_equation;
 pub mod jwk;
 pub mod jws;
 pub mod key_dir;
