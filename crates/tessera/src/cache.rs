@@ -10,9 +10,11 @@
 //!
 //! Entries are keyed by the first 128 bits of the caller's 256-bit digest: half the key
 //! memory per slot (a million cached sessions take ~50 MB of table instead of ~85 MB). Keys
-//! are SHA-256 digests of secrets the server issued, so no one can aim a 128-bit key at an
-//! entry: matching an unknown entry's prefix takes about 2^128 / N guesses, and a key that
-//! matched one of an attacker's own entries would only yield that attacker's own value.
+//! are SHA-256 digests of secrets the server issued (sessions) or 128-bit GMAC tags under a
+//! per-process key (verified tokens, [`CacheKeyer`](crate::crypto::CacheKeyer)), so no one
+//! can aim a 128-bit key at an entry: matching an unknown entry's prefix takes about
+//! 2^128 / N guesses, and a key that matched one of an attacker's own entries would only
+//! yield that attacker's own value.
 //!
 //! Every removal bumps a generation counter. A caller that reads the backing store on a miss
 //! notes the generation first and fills the cache with
