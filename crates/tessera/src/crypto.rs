@@ -47,7 +47,8 @@ pub fn random_secret() -> Result<String, Error> {
 
 /// Whether `text` is what [`random_secret`] makes: the strict base64url form of 32 bytes
 /// (43 characters of the URL-safe alphabet, the last one's two spare bits zero). The same
-/// answer as decoding with [`B64URL`], without the decoding: it runs on every session check.
+/// answer as the strict base64url decoder's, without decoding: it runs on every session
+/// check.
 pub fn is_secret_form(text: &str) -> bool {
     /// Each byte's value in the URL-safe alphabet; `0xff` for bytes outside it.
     const SEXTET: [u8; 256] = {

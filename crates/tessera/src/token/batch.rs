@@ -2,7 +2,7 @@
 //!
 //! A token seen before is answered from the verified-token cache; a new one needs a signature
 //! check, ~40–50 µs of CPU, twice what the rest of the request costs. Checking *n* signatures
-//! at once (one multiscalar multiplication, [`batch_equation`](super::batch_equation)) costs
+//! at once (one multiscalar multiplication, `token/batch_equation.rs`) costs
 //! a third to a half as much per signature. So a check does not run at once: it joins a queue,
 //! and the first request to find the queue empty spawns a task that yields once (every request
 //! that is ready to run gets to join), then verifies the whole queue in one go, up to
