@@ -1,7 +1,7 @@
 //! The small cryptographic toolbox every other module uses: OS-CSPRNG bytes, SHA-256, BLAKE2b
-//! fingerprints, HMAC-SHA256, strict base64url, constant-time equality, and [`ServerSecret`],
-//! the per-installation key from which the HMAC keys for CSRF tokens and refresh-token
-//! successors are derived.
+//! fingerprints, keyed cache keys ([`CacheKeyer`]), HMAC-SHA256, strict base64url,
+//! constant-time equality, and [`ServerSecret`], the per-installation key from which the HMAC
+//! keys for CSRF tokens and refresh-token successors are derived.
 //!
 //! Everything here is a thin wrapper over aws-lc-rs, `blake2` and `subtle`; the one piece of
 //! our own is [`is_secret_form`], a table lookup tested against the strict decoder.
@@ -69,8 +69,8 @@ pub fn is_secret_form(text: &str) -> bool {
 }
 
 /// BLAKE2b-256 of `data`: a collision-resistant fingerprint for keys that never leave the
-/// process (the verified-token cache). About four times cheaper than SHA-256 here, which
-/// matters for a JWT of several hundred bytes hashed on every request.
+/// process: [`CacheKeyer`]'s fallback. Half the cost of SHA-256 on CPUs without SHA
+/// extensions (9,400 against 18,900 instructions over a 560-byte JWT).
 pub fn fingerprint(data: &[u8]) -> Digest {
     use blake2::Digest as _;
     blake2::Blake2b256::digest(data).into()
@@ -82,9 +82,10 @@ pub fn fingerprint(data: &[u8]) -> Digest {
 ///
 /// GHASH is a universal hash: without its key, a chosen input matches another's tag with
 /// probability about `len/16 · 2⁻¹²⁸`, and the tags never leave the process (a fixed nonce
-/// would only matter if they did). It costs a tenth of BLAKE2b over a JWT on CPUs with
-/// carry-less multiplication, and every token-authenticated request computes one. Without a
-/// random key (the CSPRNG failed at start) it falls back to [`fingerprint`].
+/// would only matter if they did). Over a 560-byte JWT it costs about 2,300 instructions
+/// against BLAKE2b's 9,400 and SHA-256's 18,900 (AES and carry-less multiplication in
+/// hardware), and every token-authenticated request computes one. Without a random key (the
+/// CSPRNG failed at start) it falls back to [`fingerprint`].
 pub struct CacheKeyer(Option<aws_lc_rs::aead::LessSafeKey>);
 
 impl CacheKeyer {
