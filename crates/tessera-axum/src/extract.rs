@@ -14,7 +14,6 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
 use http::request::Parts;
 use http::{HeaderMap, Method, header};
-use secrecy::SecretString;
 use tessera::session::ActiveSession;
 use tessera::store::ClientInfo;
 use tessera::{Error, Principal};
@@ -185,21 +184,24 @@ pub(crate) async fn access_cookie_user(
 }
 
 /// The token of an `Authorization: Bearer` header; `None` without one (or with another
-/// scheme), an error if the header is not readable.
+/// scheme), an error if a bearer token is not readable text.
 pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
-    let value =
-        value.to_str().map_err(|_| Error::TokenInvalid("unreadable Authorization header"))?;
-    Ok(value
-        .trim()
-        .split_once(' ')
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim()))
+    // On bytes: only the token has to be text, and a JWT is checked character by character
+    // later anyway (validating the whole header first cost as much as the rest of this).
+    let value = value.as_bytes().trim_ascii();
+    let Some(space) = value.iter().position(|&b| b == b' ') else { return Ok(None) };
+    if !value[..space].eq_ignore_ascii_case(b"bearer") {
+        return Ok(None);
+    }
+    let token = value[space + 1..].trim_ascii();
+    std::str::from_utf8(token)
+        .map(Some)
+        .map_err(|_| Error::TokenInvalid("unreadable Authorization header").into())
 }
 
 pub(crate) async fn session_user(state: &TesseraState, cookie: &str) -> Result<AuthUser, ApiError> {
-    let secret = SecretString::from(cookie.to_owned());
-    let (principal, session) = state.auth.authenticate_session(&secret).await?;
+    let (principal, session) = state.auth.authenticate_session_cookie(cookie).await?;
     Ok(AuthUser { principal, session: Some(session), source: CredentialSource::SessionCookie })
 }
 
@@ -282,5 +284,28 @@ where
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(USER_AGENT_MAX).collect());
         Ok(Client(ClientInfo { ip: ip.map(|ip| ip.to_string()), user_agent }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bearer(value: &[u8]) -> Result<Option<String>, ()> {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, http::HeaderValue::from_bytes(value).unwrap());
+        bearer_token(&headers).map(|t| t.map(str::to_owned)).map_err(|_| ())
+    }
+
+    #[test]
+    fn bearer_tokens_are_found_in_any_case_and_spacing() {
+        assert_eq!(bearer(b"Bearer abc.def"), Ok(Some("abc.def".into())));
+        assert_eq!(bearer(b"bEARER   abc  "), Ok(Some("abc".into())));
+        assert_eq!(bearer(b"Bearer\tabc"), Ok(None), "the scheme ends at a space");
+        assert_eq!(bearer(b"Basic dXNlcjpwdw=="), Ok(None));
+        assert_eq!(bearer(b"Basic \xff"), Ok(None), "another scheme's bytes are not ours");
+        assert_eq!(bearer(b"Bearer"), Ok(None));
+        assert_eq!(bearer(b"Bearer \xffabc"), Err(()));
+        assert_eq!(bearer_token(&HeaderMap::new()).unwrap(), None);
     }
 }

@@ -2,13 +2,14 @@
 //! defence that also covers login), CORS for the configured origins, and security headers.
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use futures_util::future::BoxFuture;
 use http::{HeaderMap, HeaderValue, header};
 use tower::{Layer, Service};
 
@@ -166,12 +167,11 @@ pub struct ApiService<S> {
 
 impl<S> Service<Request> for ApiService<S>
 where
-    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send + 'static,
+    S: Service<Request, Response = Response, Error = Infallible>,
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+    type Future = ApiFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -185,12 +185,43 @@ where
             .and_then(|_| preflight(&request))
             .or_else(|| self.origin_rule.then(|| origin_rejection(&request, &self.http)).flatten());
         if let Some(response) = early {
-            return Box::pin(async move { Ok(finish(response, cors, security_headers)) });
+            let answered = Some(finish(response, cors, security_headers));
+            return ApiFuture { inner: None, answered, cors: None, security_headers };
         }
         // The inner service's future owns what it needs, so the service made ready is called
-        // in place (no per-request clone of the routes below).
-        let inner = self.inner.call(request);
-        Box::pin(async move { Ok(finish(inner.await?, cors, security_headers)) })
+        // in place (no per-request clone of the routes below), and its future is wrapped
+        // rather than boxed again.
+        ApiFuture { inner: Some(self.inner.call(request)), answered: None, cors, security_headers }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`ApiService`]: the inner service's response with the headers added, or
+    /// the answer the layer gave itself (a preflight, a refused origin).
+    pub struct ApiFuture<F> {
+        #[pin]
+        inner: Option<F>,
+        answered: Option<Response>,
+        cors: Option<HeaderValue>,
+        security_headers: bool,
+    }
+}
+
+impl<F> Future for ApiFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if let Some(inner) = this.inner.as_mut().as_pin_mut() {
+            let response = std::task::ready!(inner.poll(cx))?;
+            this.inner.set(None);
+            return Poll::Ready(Ok(finish(response, this.cors.take(), *this.security_headers)));
+        }
+        // (Polled again after completion, a contract breach, it answers an empty 200.)
+        Poll::Ready(Ok(this.answered.take().unwrap_or_default()))
     }
 }
 

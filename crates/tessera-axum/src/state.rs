@@ -142,7 +142,7 @@ impl TesseraState {
     ) -> Result<HeaderValue, ApiError> {
         if let Some(session) = &user.session {
             // By the cookie's own digest first: no index is needed to find it.
-            self.auth.end_session_by_digest(&session.record.token_hash).await?;
+            self.auth.end_session_by_digest(session.token_hash()).await?;
         }
         self.auth.end_session(&user.principal, client).await?;
         Ok(CookieKind::Session.clear(&self.http))

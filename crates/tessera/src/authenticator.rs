@@ -509,13 +509,13 @@ impl Authenticator {
     ) -> Result<NewSession, Error> {
         let session = self.inner.sessions.create(&user.id, &user.username, client.clone()).await?;
         if !self.still_enabled(&user.id).await? {
-            self.inner.sessions.delete(&session.session.record.token_hash).await?;
+            self.inner.sessions.delete(session.session.token_hash()).await?;
             return Err(Error::UserDisabled);
         }
         let event = AuditEvent::success(AuditKind::Login, self.now(), client)
             .user(user)
             .method(AuthMethod::Session)
-            .sid(&session.session.record.sid);
+            .sid(&session.session.sid());
         self.audit(event).await;
         Ok(session)
     }
@@ -524,6 +524,15 @@ impl Authenticator {
     pub async fn authenticate_session(
         &self,
         cookie_value: &SecretString,
+    ) -> Result<(Principal, ActiveSession), Error> {
+        self.authenticate_session_cookie(cookie_value.expose_secret()).await
+    }
+
+    /// [`authenticate_session`](Self::authenticate_session) for a cookie value as it arrived
+    /// (no copy into a [`SecretString`] on the per-request path).
+    pub async fn authenticate_session_cookie(
+        &self,
+        cookie_value: &str,
     ) -> Result<(Principal, ActiveSession), Error> {
         let started = Instant::now();
         let result = self.inner.sessions.authenticate(cookie_value).await;
@@ -534,10 +543,10 @@ impl Authenticator {
         );
         let session = result?;
         let principal = Principal {
-            user_id: session.record.user_id.clone(),
-            username: session.record.username.clone(),
+            user_id: session.user_id(),
+            username: session.username().to_owned(),
             method: AuthMethod::Session,
-            sid: session.record.sid.clone(),
+            sid: session.sid(),
             expires_at: session.idle_expires_at,
         };
         Ok((principal, session))
@@ -919,14 +928,17 @@ impl Authenticator {
             .list(user_id)
             .await?
             .into_iter()
-            .map(|s| LoginInfo {
-                current: is_current(AuthMethod::Session, &s.record.sid),
-                id: s.record.sid,
-                method: AuthMethod::Session,
-                created_at: s.record.created_at,
-                last_seen_at: s.record.last_seen_at,
-                expires_at: s.idle_expires_at,
-                client: s.record.client,
+            .map(|s| {
+                let record = s.record();
+                LoginInfo {
+                    current: is_current(AuthMethod::Session, &record.sid),
+                    id: record.sid,
+                    method: AuthMethod::Session,
+                    created_at: record.created_at,
+                    last_seen_at: record.last_seen_at,
+                    expires_at: s.idle_expires_at,
+                    client: record.client,
+                }
             })
             .collect();
         for family in self.inner.stores.refresh.list_user_families(user_id).await? {

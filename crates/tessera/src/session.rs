@@ -10,13 +10,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
+use crate::cache::RandomKeys;
 use crate::clock::{Clock, Timestamp};
 use crate::crypto::{Digest, is_secret_form, random_secret, sha256};
 use crate::error::Error;
 use crate::ids;
 use crate::settings::SessionSettings;
+use crate::store::compact_session::CachedSession;
 use crate::store::{ClientInfo, SessionRecord, SessionStore, StoreError};
 
 /// Renewals written per store call by [`SessionManager::flush_renewals`].
@@ -32,12 +34,66 @@ pub struct NewSession {
 }
 
 /// A live session as a request sees it.
-#[derive(Debug, Clone)]
+///
+/// The per-request check builds nothing it does not need: the stored session is shared with
+/// the session cache, and the full [`SessionRecord`] is built only when asked for.
+#[derive(Clone)]
 pub struct ActiveSession {
-    /// The stored record, with `last_seen_at` including pending renewals.
-    pub record: SessionRecord,
-    /// When the session ends if unused (never after `record.expires_at`).
+    token_hash: Digest,
+    stored: Arc<CachedSession>,
+    /// `last_seen_at` including pending renewals.
+    last_seen_at: Timestamp,
+    /// When the session ends if unused (never after its absolute deadline).
     pub idle_expires_at: Timestamp,
+}
+
+impl ActiveSession {
+    /// The stored record, with `last_seen_at` including pending renewals.
+    pub fn record(&self) -> SessionRecord {
+        let mut record = self.stored.record(self.token_hash);
+        record.last_seen_at = self.last_seen_at;
+        record
+    }
+
+    /// The digest of the session's secret id (what the store is keyed by).
+    pub fn token_hash(&self) -> &Digest {
+        &self.token_hash
+    }
+
+    /// The session's public handle.
+    pub fn sid(&self) -> String {
+        self.stored.sid()
+    }
+
+    /// The id of the session's user.
+    pub fn user_id(&self) -> String {
+        self.stored.user_id()
+    }
+
+    /// The username of the session's user.
+    pub fn username(&self) -> &str {
+        self.stored.username()
+    }
+
+    /// Last use, pending renewals included.
+    pub fn last_seen_at(&self) -> Timestamp {
+        self.last_seen_at
+    }
+
+    /// The absolute deadline.
+    pub fn expires_at(&self) -> Timestamp {
+        self.stored.expires_at()
+    }
+}
+
+impl std::fmt::Debug for ActiveSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The record's own `Debug` redacts the digest.
+        f.debug_struct("ActiveSession")
+            .field("record", &self.record())
+            .field("idle_expires_at", &self.idle_expires_at)
+            .finish()
+    }
 }
 
 /// Creates, checks, renews and ends sessions.
@@ -46,7 +102,7 @@ pub struct SessionManager {
     clock: Arc<dyn Clock>,
     settings: SessionSettings,
     /// Uses newer than the store's `last_seen_at`, not yet written.
-    pending: Mutex<HashMap<Digest, Timestamp>>,
+    pending: Mutex<HashMap<Digest, Timestamp, RandomKeys>>,
 }
 
 impl std::fmt::Debug for SessionManager {
@@ -65,7 +121,7 @@ impl SessionManager {
         settings: SessionSettings,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        SessionManager { store, clock, settings, pending: Mutex::new(HashMap::new()) }
+        SessionManager { store, clock, settings, pending: Mutex::new(HashMap::default()) }
     }
 
     /// The store behind the manager.
@@ -99,7 +155,7 @@ impl SessionManager {
             client,
         };
         self.store.insert_session(&record).await?;
-        let session = self.active(record);
+        let session = self.active_record(record);
         Ok(NewSession { secret: secret.into(), session })
     }
 
@@ -112,19 +168,25 @@ impl SessionManager {
     ///
     /// Unknown or malformed ids are [`Error::Unauthorized`]; a session past a deadline is
     /// deleted and reported as [`Error::SessionExpired`].
-    pub async fn authenticate(&self, cookie_value: &SecretString) -> Result<ActiveSession, Error> {
-        let digest = Self::digest(cookie_value.expose_secret()).ok_or(Error::Unauthorized)?;
-        let record = self.store.find_session(&digest).await?.ok_or(Error::Unauthorized)?;
+    pub async fn authenticate(&self, cookie_value: &str) -> Result<ActiveSession, Error> {
+        let digest = Self::digest(cookie_value).ok_or(Error::Unauthorized)?;
+        let stored = match self.store.cached_session(&digest) {
+            Some(stored) => stored,
+            None => {
+                let record = self.store.find_session(&digest).await?.ok_or(Error::Unauthorized)?;
+                Arc::new(CachedSession::Full(Box::new(record)))
+            }
+        };
         let now = self.clock.now();
-        let mut session = self.active(record);
+        let mut session = self.active(digest, stored);
         if now >= session.idle_expires_at {
             self.delete(&digest).await?;
             return Err(Error::SessionExpired);
         }
-        if now.since(session.record.last_seen_at) >= self.renew_granularity() {
+        if now.since(session.last_seen_at) >= self.renew_granularity() {
             self.lock_pending().insert(digest, now);
-            session.record.last_seen_at = now;
-            session.idle_expires_at = self.idle_deadline(&session.record);
+            session.last_seen_at = now;
+            session.idle_expires_at = self.idle_deadline(now, session.expires_at());
         }
         Ok(session)
     }
@@ -168,7 +230,7 @@ impl SessionManager {
         let records = self.store.list_user_sessions(user_id).await?;
         Ok(records
             .into_iter()
-            .map(|r| self.active(r))
+            .map(|r| self.active_record(r))
             .filter(|s| s.idle_expires_at > now)
             .collect())
     }
@@ -203,26 +265,33 @@ impl SessionManager {
         self.store.delete_expired_sessions(now, now.minus(self.settings.idle_timeout)).await
     }
 
-    /// The record with pending renewals merged, and its idle deadline.
-    fn active(&self, mut record: SessionRecord) -> ActiveSession {
-        if let Some(seen) = self.lock_pending().get(&record.token_hash) {
-            record.last_seen_at = record.last_seen_at.max(*seen);
+    /// The session with pending renewals merged, and its idle deadline.
+    fn active(&self, token_hash: Digest, stored: Arc<CachedSession>) -> ActiveSession {
+        let mut last_seen_at = stored.last_seen_at();
+        if let Some(seen) = self.lock_pending().get(&token_hash) {
+            last_seen_at = last_seen_at.max(*seen);
         }
-        let idle_expires_at = self.idle_deadline(&record);
-        ActiveSession { record, idle_expires_at }
+        let idle_expires_at = self.idle_deadline(last_seen_at, stored.expires_at());
+        ActiveSession { token_hash, stored, last_seen_at, idle_expires_at }
     }
 
-    fn idle_deadline(&self, record: &SessionRecord) -> Timestamp {
-        record.last_seen_at.plus(self.settings.idle_timeout).min(record.expires_at)
+    fn active_record(&self, record: SessionRecord) -> ActiveSession {
+        self.active(record.token_hash, Arc::new(CachedSession::Full(Box::new(record))))
     }
 
-    fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<Digest, Timestamp>> {
+    fn idle_deadline(&self, last_seen_at: Timestamp, expires_at: Timestamp) -> Timestamp {
+        last_seen_at.plus(self.settings.idle_timeout).min(expires_at)
+    }
+
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<Digest, Timestamp, RandomKeys>> {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use secrecy::ExposeSecret as _;
+
     use super::*;
     use crate::clock::ManualClock;
     use crate::store::memory::MemoryStore;
@@ -242,9 +311,9 @@ mod tests {
         let new = manager.create("u1", "alice", ClientInfo::default()).await.unwrap();
         let id = new.secret.expose_secret();
         assert_eq!(id.len(), 43);
-        assert_eq!(new.session.record.expires_at, clock.now().plus(12 * 60 * MIN));
+        assert_eq!(new.session.record().expires_at, clock.now().plus(12 * 60 * MIN));
         assert_eq!(new.session.idle_expires_at, clock.now().plus(30 * MIN));
-        assert_ne!(new.session.record.sid, id.to_string(), "the public handle is not the secret");
+        assert_ne!(new.session.record().sid, id.to_string(), "the public handle is not the secret");
         let stored = store.find_session(&sha256(id.as_bytes())).await.unwrap().unwrap();
         assert_eq!(stored.token_hash, sha256(id.as_bytes()));
         assert!(!format!("{stored:?}").contains(id));
@@ -255,10 +324,13 @@ mod tests {
         let (manager, clock, _) = setup();
         let new = manager.create("u1", "alice", ClientInfo::default()).await.unwrap();
         clock.advance(29 * MIN);
-        let s = manager.authenticate(&new.secret).await.unwrap();
+        let s = manager.authenticate(new.secret.expose_secret()).await.unwrap();
         assert_eq!(s.idle_expires_at, clock.now().plus(30 * MIN));
         clock.advance(29 * MIN);
-        assert!(manager.authenticate(&new.secret).await.is_ok(), "58 minutes in, used twice");
+        assert!(
+            manager.authenticate(new.secret.expose_secret()).await.is_ok(),
+            "58 minutes in, used twice"
+        );
     }
 
     #[tokio::test]
@@ -266,9 +338,15 @@ mod tests {
         let (manager, clock, store) = setup();
         let new = manager.create("u1", "alice", ClientInfo::default()).await.unwrap();
         clock.advance(30 * MIN);
-        assert!(matches!(manager.authenticate(&new.secret).await, Err(Error::SessionExpired)));
+        assert!(matches!(
+            manager.authenticate(new.secret.expose_secret()).await,
+            Err(Error::SessionExpired)
+        ));
         assert!(store.list_user_sessions("u1").await.unwrap().is_empty());
-        assert!(matches!(manager.authenticate(&new.secret).await, Err(Error::Unauthorized)));
+        assert!(matches!(
+            manager.authenticate(new.secret.expose_secret()).await,
+            Err(Error::Unauthorized)
+        ));
     }
 
     #[tokio::test]
@@ -277,12 +355,15 @@ mod tests {
         let new = manager.create("u1", "alice", ClientInfo::default()).await.unwrap();
         for _ in 0..(12 * 60 / 20 - 1) {
             clock.advance(20 * MIN);
-            manager.authenticate(&new.secret).await.unwrap();
+            manager.authenticate(new.secret.expose_secret()).await.unwrap();
         }
-        let s = manager.authenticate(&new.secret).await.unwrap();
-        assert_eq!(s.idle_expires_at, s.record.expires_at, "the idle deadline is capped");
+        let s = manager.authenticate(new.secret.expose_secret()).await.unwrap();
+        assert_eq!(s.idle_expires_at, s.expires_at(), "the idle deadline is capped");
         clock.advance(20 * MIN);
-        assert!(matches!(manager.authenticate(&new.secret).await, Err(Error::SessionExpired)));
+        assert!(matches!(
+            manager.authenticate(new.secret.expose_secret()).await,
+            Err(Error::SessionExpired)
+        ));
     }
 
     #[tokio::test]
@@ -290,10 +371,10 @@ mod tests {
         let (manager, clock, store) = setup();
         let new = manager.create("u1", "alice", ClientInfo::default()).await.unwrap();
         let digest = sha256(new.secret.expose_secret().as_bytes());
-        manager.authenticate(&new.secret).await.unwrap();
+        manager.authenticate(new.secret.expose_secret()).await.unwrap();
         assert_eq!(manager.lock_pending().len(), 0, "a use right after login records nothing");
         clock.advance(Duration::from_secs(45));
-        manager.authenticate(&new.secret).await.unwrap();
+        manager.authenticate(new.secret.expose_secret()).await.unwrap();
         assert_eq!(manager.lock_pending().get(&digest), Some(&clock.now()));
         let stored = store.find_session(&digest).await.unwrap().unwrap();
         assert!(stored.last_seen_at < clock.now(), "not written yet");
@@ -307,7 +388,7 @@ mod tests {
     async fn malformed_and_unknown_ids_are_unauthorized() {
         let (manager, _, _) = setup();
         for bad in ["", "x", &"A".repeat(43), &"*".repeat(43), &"A".repeat(44)] {
-            let result = manager.authenticate(&SecretString::from(bad.to_owned())).await;
+            let result = manager.authenticate(bad).await;
             assert!(matches!(result, Err(Error::Unauthorized)), "{bad:?}");
         }
     }
@@ -321,15 +402,17 @@ mod tests {
         let other = manager.create("u2", "bob", ClientInfo::default()).await.unwrap();
         let list = manager.list("u1").await.unwrap();
         assert_eq!(list.len(), 2);
-        assert_eq!(list[0].record.sid, a.session.record.sid, "oldest first");
-        assert!(manager.delete_for_user("u1", &other.session.record.sid).await.unwrap().is_none());
+        assert_eq!(list[0].record().sid, a.session.record().sid, "oldest first");
+        assert!(
+            manager.delete_for_user("u1", &other.session.record().sid).await.unwrap().is_none()
+        );
         assert_eq!(
-            manager.delete_all_for_user("u1", Some(&b.session.record.sid)).await.unwrap(),
+            manager.delete_all_for_user("u1", Some(&b.session.record().sid)).await.unwrap(),
             1
         );
-        assert!(manager.authenticate(&b.secret).await.is_ok());
-        assert!(manager.authenticate(&a.secret).await.is_err());
-        assert!(manager.authenticate(&other.secret).await.is_ok());
+        assert!(manager.authenticate(b.secret.expose_secret()).await.is_ok());
+        assert!(manager.authenticate(a.secret.expose_secret()).await.is_err());
+        assert!(manager.authenticate(other.secret.expose_secret()).await.is_ok());
     }
 
     #[tokio::test]
@@ -342,7 +425,7 @@ mod tests {
         assert_eq!(manager.purge_expired().await.unwrap(), 1);
         let left = store.list_user_sessions("u1").await.unwrap();
         assert_eq!(left.len(), 1);
-        assert_eq!(left[0].sid, fresh.session.record.sid);
+        assert_eq!(left[0].sid, fresh.session.record().sid);
         let _ = old;
     }
 }

@@ -708,7 +708,7 @@ async fn secrets_never_show_in_debug_output() {
         grant.refresh.token.expose_secret(),
         grant.access.token.as_str(),
         grant.csrf_token.as_str(),
-        h.auth.csrf().token_for(&session.session.record.sid).as_str(),
+        h.auth.csrf().token_for(&session.session.record().sid).as_str(),
     ] {
         assert!(!printed.contains(secret), "{secret} leaked into {printed}");
     }
@@ -753,7 +753,7 @@ async fn sessions_renew_on_use_and_renewals_reach_the_store() {
     assert_eq!(h.auth.flush().await.unwrap(), 1);
     h.auth.maintain().await.unwrap();
     let (_, s) = h.auth.authenticate_session(&new.secret).await.unwrap();
-    assert_eq!(s.record.last_seen_at, h.clock.now(), "100 minutes of use, never idle for 30");
+    assert_eq!(s.last_seen_at(), h.clock.now(), "100 minutes of use, never idle for 30");
     h.clock.advance(Duration::from_secs(30 * 60));
     h.auth.maintain().await.unwrap();
     assert!(
@@ -795,7 +795,7 @@ async fn a_session_used_ten_thousand_times_a_minute_is_written_at_most_twice() {
     // The default idle timeout is 30 minutes, so a use is recorded every 30 s at most.
     assert!(sessions.touched_rows() <= 2, "{} renewals written", sessions.touched_rows());
     assert!(sessions.touched_rows() >= 1, "a minute of use moved the deadline");
-    let stored = sessions.inner.find_session(&new.session.record.token_hash).await.unwrap();
+    let stored = sessions.inner.find_session(&new.session.record().token_hash).await.unwrap();
     let seen = stored.unwrap().last_seen_at;
     assert!(clock.now().since(seen) <= Duration::from_secs(30), "the store is 30 s behind at most");
 }
@@ -838,7 +838,7 @@ async fn listing_shows_both_kinds_and_ending_one_is_limited_to_the_owner() {
         Err(Error::NotFound)
     ));
     assert!(h.auth.authenticate_token(&bobs.access.token).await.is_ok(), "bob's family untouched");
-    h.auth.end_login(&me, &session.session.record.sid, &CLIENT).await.unwrap();
+    h.auth.end_login(&me, &session.session.record().sid, &CLIENT).await.unwrap();
     assert!(h.auth.authenticate_session(&session.secret).await.is_err());
     h.auth.end_all_logins(&me, &CLIENT).await.unwrap();
     assert!(h.auth.authenticate_token(&tokens.access.token).await.is_err());

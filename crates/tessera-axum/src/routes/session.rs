@@ -39,12 +39,12 @@ pub(super) struct SessionBody {
 }
 
 fn session_body(state: &TesseraState, session: &ActiveSession) -> Json<SessionBody> {
-    let r = &session.record;
+    let sid = session.sid();
     Json(SessionBody {
-        user: UserRef { id: r.user_id.clone(), username: r.username.clone() },
-        session_id: r.sid.clone(),
-        csrf_token: state.auth.csrf().token_for(&r.sid),
-        expires_at: r.expires_at,
+        user: UserRef { id: session.user_id(), username: session.username().to_owned() },
+        csrf_token: state.auth.csrf().token_for(&sid),
+        session_id: sid,
+        expires_at: session.expires_at(),
         idle_expires_at: session.idle_expires_at,
     })
 }

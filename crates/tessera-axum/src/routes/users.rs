@@ -42,7 +42,8 @@ pub(super) async fn register(
 /// much as the whole credential check. The output is what serde_json writes (tested).
 pub(super) async fn me(user: AuthUser) -> Response {
     let p = &user.principal;
-    let mut body = Vec::with_capacity(128 + p.username.len());
+    // The fixed text and two UUIDs take 135 bytes: no reallocation.
+    let mut body = Vec::with_capacity(160 + p.username.len());
     body.extend_from_slice(b"{\"id\":");
     push_json_string(&mut body, &p.user_id);
     body.extend_from_slice(b",\"username\":");
@@ -70,7 +71,8 @@ fn push_json_string(out: &mut Vec<u8>, text: &str) {
         table[b'\\' as usize] = 1;
         table
     };
-    // A fold over a table rather than `all` with comparisons: no early exit, no branches.
+    // A fold over a table: no early exit, no branches (fewer instructions than a fold of
+    // three comparisons, or eight bytes at a time, measured on the strings of `me`).
     let special = text.as_bytes().iter().fold(0u8, |acc, &b| acc | SPECIAL[usize::from(b)]);
     if special == 0 {
         out.push(b'"');

@@ -72,6 +72,10 @@ impl SessionStore for CachedSessionStore {
         Ok(found)
     }
 
+    fn cached_session(&self, token_hash: &Digest) -> Option<Arc<CachedSession>> {
+        self.cache.get(token_hash)
+    }
+
     async fn touch_sessions(&self, touches: &[(Digest, Timestamp)]) -> Result<(), StoreError> {
         self.inner.touch_sessions(touches).await?;
         for (hash, seen) in touches {

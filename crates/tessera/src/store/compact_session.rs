@@ -77,6 +77,30 @@ impl CachedSession {
         }
     }
 
+    /// The session's public handle.
+    pub fn sid(&self) -> String {
+        match self {
+            CachedSession::Compact(compact) => format_uuid(&compact.sid),
+            CachedSession::Full(record) => record.sid.clone(),
+        }
+    }
+
+    /// The id of the session's user.
+    pub fn user_id(&self) -> String {
+        match self {
+            CachedSession::Compact(compact) => format_uuid(&compact.user_id),
+            CachedSession::Full(record) => record.user_id.clone(),
+        }
+    }
+
+    /// The username of the session's user.
+    pub fn username(&self) -> &str {
+        match self {
+            CachedSession::Compact(compact) => &compact.username,
+            CachedSession::Full(record) => &record.username,
+        }
+    }
+
     /// Whether this is a session of user `user_id` (with public handle `sid` if given).
     pub fn is(&self, user_id: &str, sid: Option<&str>) -> bool {
         match self {
@@ -267,6 +291,10 @@ mod tests {
             let original = record("0190c1d2-ffff-7abc-9def-0123456789ab", ip);
             let compact = CompactSession::new(&original, &agents).unwrap();
             assert_eq!(compact.record([7; 32]), original);
+            let cached = CachedSession::Compact(compact.clone());
+            assert_eq!(cached.sid(), original.sid);
+            assert_eq!(cached.user_id(), original.user_id);
+            assert_eq!(cached.username(), original.username);
             assert!(compact.is(&original.user_id, Some(&original.sid)));
             assert!(compact.is(&original.user_id, None));
             assert!(!compact.is(&original.user_id, Some("0190c1d2-ffff-7abc-9def-0123456789ac")));
@@ -307,6 +335,10 @@ mod tests {
         let mut cached = CachedSession::new(&odd, &agents);
         assert!(matches!(cached, CachedSession::Full(_)));
         assert_eq!(cached.record([7; 32]), odd);
+        assert_eq!(
+            (cached.sid(), cached.user_id(), cached.username()),
+            ("s1".into(), "u1".into(), "alice")
+        );
         assert!(cached.is("u1", Some("s1")) && cached.is("u1", None));
         assert!(!cached.is("u1", Some("s2")) && !cached.is("u2", None));
         let later = odd.last_seen_at.plus(std::time::Duration::from_secs(5));

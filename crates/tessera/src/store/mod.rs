@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use crate::audit::{AuditEvent, AuditFilter};
 use crate::clock::Timestamp;
 use crate::crypto::Digest;
+use compact_session::CachedSession;
 
 pub mod cached;
 pub mod compact_session;
@@ -211,6 +212,12 @@ pub trait SessionStore: Send + Sync + fmt::Debug {
     async fn insert_session(&self, session: &SessionRecord) -> Result<(), StoreError>;
     /// The session whose secret id has this digest.
     async fn find_session(&self, token_hash: &Digest) -> Result<Option<SessionRecord>, StoreError>;
+    /// The session whose secret id has this digest if this process holds a copy of it in
+    /// memory (a cache), without waiting: the per-request check asks this first and calls
+    /// [`find_session`](SessionStore::find_session) only on `None`. The default: `None`.
+    fn cached_session(&self, _token_hash: &Digest) -> Option<Arc<CachedSession>> {
+        None
+    }
     /// Moves `last_seen_at` forward (never back) for each listed session that still exists.
     async fn touch_sessions(&self, touches: &[(Digest, Timestamp)]) -> Result<(), StoreError>;
     /// Deletes one session by digest; returns it if it existed.

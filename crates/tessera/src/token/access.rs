@@ -1,8 +1,8 @@
 //! Access tokens: issuing signed JWTs (RFC 9068 profile) and verifying them on every request.
 //!
-//! The hot path: size limit → digest lookup in a cache of already verified tokens → (on a miss)
-//! header, `kid`/`alg` allow-list and signature → claims (`iss`, `aud`, `exp`, `nbf`, `iat`
-//! with leeway) → the in-memory revocation set. Time and revocation are checked on every
+//! The hot path: size limit → keyed-tag lookup in a cache of already verified tokens → (on a
+//! miss) header, `kid`/`alg` allow-list and signature → claims (`iss`, `aud`, `exp`, `nbf`,
+//! `iat` with leeway) → the in-memory revocation set. Time and revocation are checked on every
 //! request, cached or not; only the signature and parsing work is saved.
 
 use std::sync::Arc;
@@ -99,8 +99,8 @@ pub struct AccessTokens {
     settings: TokenSettings,
     clock: Arc<dyn Clock>,
     revoked: Arc<RevocationSet>,
-    /// Already verified tokens by digest, so a token used many times within its few minutes
-    /// of life pays for one signature check.
+    /// Already verified tokens by their keyed tag (`cache_keys`), so a token used many times
+    /// within its few minutes of life pays for one signature check.
     cache: ShardedCache<Arc<AccessClaims>>,
     cache_keys: CacheKeyer,
     batcher: SignatureBatcher,

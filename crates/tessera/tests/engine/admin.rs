@@ -145,7 +145,7 @@ async fn admin_flow(stores: Stores) {
     let one = session_login(&auth, "alice", PASSWORD).await;
     let two = session_login(&auth, "alice", PASSWORD).await;
     let grant = token_login(&auth, "alice", PASSWORD).await;
-    let sid = one.session.record.sid.clone();
+    let sid = one.session.record().sid.clone();
     let bob = auth.find_user("bob").await.unwrap();
     assert!(matches!(auth.end_user_logins(&bob, Some(&sid), &CLIENT).await, Err(Error::NotFound)));
     assert!(matches!(
@@ -343,7 +343,7 @@ async fn what_another_process_ends_on_sqlite_reaches_a_server_caching_sessions()
 
     // The admin command: another engine on the same file.
     let admin = engine(sqlite_server_stores(&path).await, clock.clone()).await;
-    let sid = one.session.record.sid.clone();
+    let sid = one.session.record().sid.clone();
     admin.end_user_logins(&alice, Some(&sid), &CLIENT).await.unwrap();
     eventually("one session ends on the server", async || !session_works(&server, &one).await)
         .await;
