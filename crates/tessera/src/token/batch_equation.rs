@@ -14,13 +14,19 @@
 //! so here the `A` terms are summed per distinct key (n + 2 points for one key), and the
 //! weights come from the CSPRNG: the same check for about two thirds of the work.
 //!
+//! The two points every batch has, `B` and the signing key, are multiplied with lookup tables
+//! built once per key (curve25519-dalek's precomputed Straus), the `R_i` with tables built per
+//! batch.
+//!
 //! Like dalek's, the check is cofactorless, so a batch of signatures that each pass the single
 //! check always passes; a failed batch is rechecked one signature at a time by the caller.
 
+use std::sync::{Arc, Mutex, PoisonError};
+
 use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
-use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use curve25519_dalek::edwards::{CompressedEdwardsY, VartimeEdwardsPrecomputation};
 use curve25519_dalek::scalar::Scalar;
-use curve25519_dalek::traits::{IsIdentity as _, VartimeMultiscalarMul as _};
+use curve25519_dalek::traits::{IsIdentity as _, VartimePrecomputedMultiscalarMul as _};
 use ed25519_dalek::{Signature, VerifyingKey};
 use sha2::{Digest as _, Sha512};
 
@@ -32,20 +38,49 @@ pub(crate) struct Signed<'a> {
     pub(crate) signature: &'a Signature,
 }
 
+/// Keys whose tables are kept: the current signing key and a few retiring ones.
+const TABLES_KEPT: usize = 4;
+
+/// The lookup tables of `B` and a signing key `A` (about 20 KiB per key), the two points every
+/// batch by that key has: built once per key instead of once per batch. On a new token each
+/// request this cut the instructions per request by 3 % (206,727 → 199,876, callgrind).
+struct StaticTables {
+    key: [u8; 32],
+    tables: Arc<VartimeEdwardsPrecomputation>,
+}
+
+static TABLES: Mutex<Vec<StaticTables>> = Mutex::new(Vec::new());
+
+/// The tables of `B` and `key`, built on first use (most recently used kept first).
+fn static_tables(key: &VerifyingKey) -> Arc<VartimeEdwardsPrecomputation> {
+    let mut kept = TABLES.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(at) = kept.iter().position(|t| t.key == *key.as_bytes()) {
+        let found = kept.remove(at);
+        let tables = Arc::clone(&found.tables);
+        kept.insert(0, found);
+        return tables;
+    }
+    let tables =
+        Arc::new(VartimeEdwardsPrecomputation::new([ED25519_BASEPOINT_POINT, key.to_edwards()]));
+    kept.insert(0, StaticTables { key: *key.as_bytes(), tables: Arc::clone(&tables) });
+    kept.truncate(TABLES_KEPT);
+    tables
+}
+
 /// Whether every signature in `batch` is valid (`true` for an empty batch). `false` means at
 /// least one is not (or, with probability 2⁻¹²⁸, bad luck): check them one by one to know which.
 pub(crate) fn all_valid(batch: &[Signed<'_>]) -> bool {
+    let Some(first) = batch.first() else { return true };
     let n = batch.len();
     let mut weights = vec![0u8; 16 * n];
     if aws_lc_rs::rand::fill(&mut weights).is_err() {
         return false;
     }
-    // The points: B, each R_i, then each distinct key; their scalars in the same order.
-    let mut scalars = Vec::with_capacity(n + 2);
-    let mut points = Vec::with_capacity(n + 2);
-    scalars.push(Scalar::ZERO);
-    points.push(ED25519_BASEPOINT_POINT);
-    let mut keys: Vec<(&VerifyingKey, Scalar)> = Vec::with_capacity(1);
+    // Static points (tables built once): B and the first signature's key. Dynamic points:
+    // each R_i, then any other key in the batch (rare: a key rotation in flight).
+    let mut scalars = Vec::with_capacity(n + 1);
+    let mut points = Vec::with_capacity(n + 1);
+    let mut keys: Vec<(&VerifyingKey, Scalar)> = vec![(first.key, Scalar::ZERO)];
     let mut b_coefficient = Scalar::ZERO;
     for (signed, weight) in batch.iter().zip(weights.chunks_exact(16)) {
         let Some(s) =
@@ -73,12 +108,14 @@ pub(crate) fn all_valid(batch: &[Signed<'_>]) -> bool {
             None => keys.push((signed.key, z * k)),
         }
     }
-    scalars[0] = -b_coefficient;
-    for (key, sum) in keys {
+    let (first_key, first_sum) = keys[0];
+    for &(key, sum) in &keys[1..] {
         scalars.push(sum);
         points.push(key.to_edwards());
     }
-    EdwardsPoint::vartime_multiscalar_mul(&scalars, &points).is_identity()
+    static_tables(first_key)
+        .vartime_mixed_multiscalar_mul([-b_coefficient, first_sum], &scalars, &points)
+        .is_identity()
 }
 
 #[cfg(test)]
@@ -119,6 +156,22 @@ mod tests {
             let keys: Vec<Owned> = (0..n).map(|i| sign(&key(1 + (i % 3) as u8), i)).collect();
             assert!(check(&keys), "{n} signatures by three keys");
         }
+    }
+
+    #[test]
+    fn tables_follow_the_keys_in_use_and_stay_bounded() {
+        // More keys than tables kept, each leading its batch in turn, twice over: the tables
+        // of a key that dropped out are rebuilt, never confused with another key's.
+        for _ in 0..2 {
+            for seed in 10..10 + 2 * TABLES_KEPT as u8 {
+                let batch: Vec<Owned> = (0..3).map(|i| sign(&key(seed), i)).collect();
+                assert!(check(&batch), "key {seed}");
+                let mut forged: Vec<Owned> = (0..3).map(|i| sign(&key(seed), i)).collect();
+                forged[1].signature = key(seed + 1).sign(&forged[1].message);
+                assert!(!check(&forged), "key {seed}, one signed by the next key");
+            }
+        }
+        assert!(TABLES.lock().unwrap().len() <= TABLES_KEPT);
     }
 
     #[test]
