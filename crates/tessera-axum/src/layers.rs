@@ -126,20 +126,82 @@ fn add_cors_headers(headers: &mut HeaderMap, origin: HeaderValue) {
     headers.append(header::VARY, HeaderValue::from_static("origin"));
 }
 
+/// The rules above as plain functions of a request and its response: the Origin rule, CORS
+/// and (when [`HttpSettings::security_headers`] says so) the security headers. [`ApiLayer`]
+/// applies them at a layer level of its own; a server with an outermost layer of its own
+/// applies them there, around [`api_routes`](crate::routes::api_routes), and saves a level
+/// (axum clones the boxed routes below each level on every request: about 1,400
+/// instructions per request, measured). `tessera-server` does.
+#[derive(Debug, Clone)]
+pub struct ApiRules {
+    http: Arc<HttpSettings>,
+    /// The path exempt from the Origin rule when the rules apply to every route: forward auth
+    /// checks the original request's origin, not its own.
+    forward_auth_path: Option<Arc<str>>,
+}
+
+impl ApiRules {
+    /// The rules for a server with these HTTP settings, for every route: the Origin rule
+    /// everywhere but forward auth (`{api_prefix}/v1/verify`).
+    pub fn new(state: &TesseraState) -> Self {
+        let forward_auth_path = Some(format!("{}/v1/verify", state.http.api_prefix()).into());
+        ApiRules { http: Arc::clone(&state.http), forward_auth_path }
+    }
+
+    /// What to do with `request` before it is handled: answer it here (a CORS preflight, an
+    /// unsafe request from an origin that is not allowed), or hand it on with the CORS origin
+    /// for [`finish`](Self::finish). `origin_rule: false` skips the Origin rule.
+    pub fn begin(&self, request: &Request, origin_rule: bool) -> Begun {
+        let cors = cors_origin(request, &self.http);
+        let origin_rule = origin_rule
+            && self.forward_auth_path.as_deref().is_none_or(|path| request.uri().path() != path);
+        let early = cors
+            .as_ref()
+            .and_then(|_| preflight(request))
+            .or_else(|| origin_rule.then(|| origin_rejection(request, &self.http)).flatten());
+        match early {
+            Some(response) => Begun::Answered(self.finish(response, Cors(cors))),
+            None => Begun::Handle(Cors(cors)),
+        }
+    }
+
+    /// Adds the CORS headers [`begin`](Self::begin) decided on, and the security headers if
+    /// the settings ask for them here.
+    pub fn finish(&self, response: Response, cors: Cors) -> Response {
+        finish(response, cors.0, self.http.security_headers)
+    }
+}
+
+/// What [`ApiRules::begin`] decided about a request.
+#[derive(Debug)]
+pub enum Begun {
+    /// Handle it, then add the CORS headers with [`ApiRules::finish`].
+    Handle(Cors),
+    /// Answered by the rules themselves (a CORS preflight, or an unsafe request from an
+    /// origin that is not allowed), headers included.
+    Answered(Response),
+}
+
+/// The CORS origin of a request, between [`ApiRules::begin`] and [`ApiRules::finish`].
+#[derive(Debug)]
+pub struct Cors(Option<HeaderValue>);
+
 /// Everything above as one tower layer: the Origin rule, CORS and security headers, in the
 /// order the separate middleware would apply them. [`api_router`](crate::api_router) uses it
 /// instead of three `from_fn` layers because every axum layer level clones the boxed routes
 /// below it on each request; one hand-written level costs a fraction of three.
 #[derive(Debug, Clone)]
 pub struct ApiLayer {
-    http: Arc<HttpSettings>,
+    rules: ApiRules,
     origin_rule: bool,
 }
 
 impl ApiLayer {
     /// The layer for a server with these HTTP settings.
     pub fn new(state: &TesseraState) -> Self {
-        ApiLayer { http: Arc::clone(&state.http), origin_rule: true }
+        // The layer knows its routes: no path is exempt (see `without_origin_rule`).
+        let rules = ApiRules { http: Arc::clone(&state.http), forward_auth_path: None };
+        ApiLayer { rules, origin_rule: true }
     }
 
     /// The same without the Origin rule, for routes that apply it themselves (forward auth
@@ -153,7 +215,7 @@ impl<S> Layer<S> for ApiLayer {
     type Service = ApiService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        ApiService { inner, http: Arc::clone(&self.http), origin_rule: self.origin_rule }
+        ApiService { inner, rules: self.rules.clone(), origin_rule: self.origin_rule }
     }
 }
 
@@ -161,7 +223,7 @@ impl<S> Layer<S> for ApiLayer {
 #[derive(Debug, Clone)]
 pub struct ApiService<S> {
     inner: S,
-    http: Arc<HttpSettings>,
+    rules: ApiRules,
     origin_rule: bool,
 }
 
@@ -178,20 +240,21 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let security_headers = self.http.security_headers;
-        let cors = cors_origin(&request, &self.http);
-        let early = cors
-            .as_ref()
-            .and_then(|_| preflight(&request))
-            .or_else(|| self.origin_rule.then(|| origin_rejection(&request, &self.http)).flatten());
-        if let Some(response) = early {
-            let answered = Some(finish(response, cors, security_headers));
-            return ApiFuture { inner: None, answered, cors: None, security_headers };
+        let security_headers = self.rules.http.security_headers;
+        match self.rules.begin(&request, self.origin_rule) {
+            Begun::Answered(answer) => {
+                ApiFuture { inner: None, answered: Some(answer), cors: None, security_headers }
+            }
+            // The inner service's future owns what it needs, so the service made ready is
+            // called in place (no per-request clone of the routes below), and its future is
+            // wrapped rather than boxed again.
+            Begun::Handle(Cors(cors)) => ApiFuture {
+                inner: Some(self.inner.call(request)),
+                answered: None,
+                cors,
+                security_headers,
+            },
         }
-        // The inner service's future owns what it needs, so the service made ready is called
-        // in place (no per-request clone of the routes below), and its future is wrapped
-        // rather than boxed again.
-        ApiFuture { inner: Some(self.inner.call(request)), answered: None, cors, security_headers }
     }
 }
 
@@ -234,4 +297,77 @@ fn finish(mut response: Response, cors: Option<HeaderValue>, security_headers: b
         add_cors_headers(headers, origin);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use http::{Method, StatusCode};
+
+    use super::*;
+
+    fn rules() -> ApiRules {
+        let mut http = HttpSettings::new("https://auth.example");
+        http.allowed_origins.push("https://app.example".into());
+        ApiRules { http: Arc::new(http), forward_auth_path: Some("/v1/verify".into()) }
+    }
+
+    fn request(method: Method, path: &str, headers: &[(&str, &str)]) -> Request {
+        let mut builder = Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(Body::empty()).unwrap()
+    }
+
+    fn answered(begun: Begun) -> Option<Response> {
+        match begun {
+            Begun::Answered(response) => Some(response),
+            Begun::Handle(_) => None,
+        }
+    }
+
+    #[test]
+    fn unsafe_requests_from_foreign_origins_are_refused_except_forward_auth() {
+        let rules = rules();
+        let evil = [("origin", "https://evil.example")];
+        let refused = answered(rules.begin(&request(Method::POST, "/v1/me", &evil), true));
+        assert_eq!(refused.map(|r| r.status()), Some(StatusCode::FORBIDDEN));
+        let verify = request(Method::POST, "/v1/verify", &evil);
+        assert!(answered(rules.begin(&verify, true)).is_none(), "forward auth judges itself");
+        let unsafe_anywhere = request(Method::POST, "/v1/session", &evil);
+        assert!(answered(rules.begin(&unsafe_anywhere, false)).is_none(), "rule off");
+        assert!(answered(rules.begin(&request(Method::GET, "/v1/me", &evil), true)).is_none());
+        let own = [("origin", "https://auth.example")];
+        assert!(answered(rules.begin(&request(Method::POST, "/v1/me", &own), true)).is_none());
+    }
+
+    #[test]
+    fn allowed_origins_get_cors_and_their_preflights_an_answer() {
+        let rules = rules();
+        let app = [("origin", "https://app.example")];
+        let Begun::Handle(cors) = rules.begin(&request(Method::GET, "/v1/me", &app), true) else {
+            panic!("a GET is handled");
+        };
+        let response = rules.finish(Response::default(), cors);
+        let allowed = response.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN);
+        assert_eq!(allowed.unwrap(), "https://app.example");
+        assert!(response.headers().contains_key(header::CACHE_CONTROL), "security headers");
+
+        let preflight = request(
+            Method::OPTIONS,
+            "/v1/me",
+            &[("origin", "https://app.example"), ("access-control-request-method", "POST")],
+        );
+        let answer = answered(rules.begin(&preflight, true)).expect("answered here");
+        assert_eq!(answer.status(), StatusCode::NO_CONTENT);
+        assert!(answer.headers().contains_key(header::ACCESS_CONTROL_ALLOW_METHODS));
+
+        let other = [("origin", "https://other.example")];
+        let Begun::Handle(cors) = rules.begin(&request(Method::GET, "/v1/me", &other), true) else {
+            panic!("a GET is handled");
+        };
+        let response = rules.finish(Response::default(), cors);
+        assert!(!response.headers().contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN));
+    }
 }

@@ -21,7 +21,9 @@ use tessera::store::{
 };
 use tessera::token::{KeyDir, KeyPolicy, KeyRing};
 use tessera::{Authenticator, Clock, ServerSecret, SystemClock};
-use tessera_axum::{ApiError, HttpSettings, TesseraState, api_router};
+use tessera_axum::layers::ApiRules;
+use tessera_axum::routes::api_routes;
+use tessera_axum::{ApiError, HttpSettings, TesseraState};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
@@ -463,6 +465,7 @@ pub fn app(
 ) -> Router {
     let ops_state = OpsState { api: state.clone(), http_metrics: http_metrics.clone() };
     let https = state.http.public_origin.starts_with("https://");
+    let rules = ApiRules::new(&state);
     Router::new()
         .route("/", get(page::index))
         .route("/assets/{file}", get(page::asset))
@@ -471,10 +474,12 @@ pub fn app(
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(crate::openapi::document))
         .with_state(ops_state)
-        .merge(api_router(state))
+        // The API's rules (Origin rule, CORS) are applied by the edge, to every request: one
+        // layer level fewer on every API request than `api_router`'s own layer.
+        .merge(api_routes(state))
         .fallback(tessera_axum::routes::not_found)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(EdgeLayer::new(http_metrics, request_timeout, https))
+        .layer(EdgeLayer::new(http_metrics, request_timeout, https, rules))
 }
 
 /// A backend that implements every store trait, so one value can fill any slot.

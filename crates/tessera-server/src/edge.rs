@@ -1,6 +1,7 @@
 //! The server's outermost layer, as one hand-written tower service: the request id (an
 //! `X-Request-Id` on every response and in 5xx problem bodies, and the request's task-local
-//! id, so every log line about it carries the id), HTTP metrics, the request time limit, the security
+//! id, so every log line about it carries the id), HTTP metrics, the request time limit, the
+//! API's rules (the Origin rule and CORS, `tessera_axum::layers::ApiRules`), the security
 //! headers (and HSTS when the public URL is https) on every response, and the access log line
 //! (`tessera::access`, at debug level).
 //!
@@ -17,6 +18,7 @@ use axum::extract::Request;
 use axum::response::Response;
 use futures_util::future::BoxFuture;
 use http::{HeaderValue, header};
+use tessera_axum::layers::{ApiRules, Begun};
 use tower::{Layer, Service};
 
 use crate::http_metrics::HttpMetrics;
@@ -32,13 +34,19 @@ pub struct EdgeLayer {
     metrics: Arc<HttpMetrics>,
     request_timeout: Duration,
     https: bool,
+    rules: ApiRules,
 }
 
 impl EdgeLayer {
-    /// Counts requests in `metrics`, answers within `request_timeout`, and sends HSTS if
-    /// `https`.
-    pub fn new(metrics: Arc<HttpMetrics>, request_timeout: Duration, https: bool) -> Self {
-        EdgeLayer { metrics, request_timeout, https }
+    /// Counts requests in `metrics`, answers within `request_timeout`, sends HSTS if `https`,
+    /// and applies the API's `rules` to every request.
+    pub fn new(
+        metrics: Arc<HttpMetrics>,
+        request_timeout: Duration,
+        https: bool,
+        rules: ApiRules,
+    ) -> Self {
+        EdgeLayer { metrics, request_timeout, https, rules }
     }
 }
 
@@ -77,25 +85,34 @@ where
         // The path only, never the query (which may carry secrets).
         let access = tracing::enabled!(target: ACCESS_LOG, tracing::Level::DEBUG)
             .then(|| (request.method().clone(), request.uri().path().to_owned()));
+        let begun = self.settings.rules.begin(&request, true);
         // The clone that was made ready is the one called (tower's readiness contract).
         let ready = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, ready);
         let settings = self.settings.clone();
         Box::pin(request_id::scope(id.clone(), async move {
-            let mut response = time_limit::within(settings.request_timeout, request, |request| {
-                let handled = inner.call(request);
-                async move {
-                    match handled.await {
-                        Ok(response) => response,
-                        Err(never) => match never {},
-                    }
+            let mut response = match begun {
+                // A preflight, or a refused origin: answered here.
+                Begun::Answered(answer) => answer,
+                Begun::Handle(cors) => {
+                    let response =
+                        time_limit::within(settings.request_timeout, request, |request| {
+                            let handled = inner.call(request);
+                            async move {
+                                match handled.await {
+                                    Ok(response) => response,
+                                    Err(never) => match never {},
+                                }
+                            }
+                        })
+                        .await;
+                    settings.rules.finish(response, cors)
                 }
-            })
-            .await;
+            };
             if response.status().is_server_error() {
                 response = request_id::into_problem(response, &id).await;
             }
-            // The API layer leaves them to this one (`HttpSettings::security_headers`); a
+            // The API's rules leave them to this point (`HttpSettings::security_headers`); a
             // header a route set itself (the page's CSP) is kept.
             let headers = response.headers_mut();
             tessera_axum::layers::add_security_headers(headers);

@@ -17,8 +17,19 @@ use crate::state::TesseraState;
 /// with the body limit, the Origin rule, CORS for the configured origins, security headers and
 /// problem+json fallbacks; at the root, or under [`HttpSettings::api_prefix`](crate::HttpSettings).
 pub fn api_router(state: TesseraState) -> Router {
+    build(state, true)
+}
+
+/// The routes of [`api_router`] without its layer, for a server whose own outermost layer
+/// applies [`ApiRules`](crate::layers::ApiRules) to every request (one layer level fewer per
+/// request). Served without those rules, they would have no Origin rule and no CORS.
+pub fn api_routes(state: TesseraState) -> Router {
+    build(state, false)
+}
+
+fn build(state: TesseraState, layered: bool) -> Router {
     let prefix = state.http.api_prefix();
-    let api = Router::new()
+    let mut api = Router::new()
         .route("/v1/users", post(users::register))
         .route("/v1/me", get(users::me))
         .route("/v1/me/password", put(users::change_password))
@@ -29,13 +40,15 @@ pub fn api_router(state: TesseraState) -> Router {
         .route("/v1/token/refresh", post(token::refresh))
         .route("/v1/token/revoke", post(token::revoke))
         .route("/.well-known/jwks.json", get(token::jwks))
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(layers::ApiLayer::new(&state));
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
     // Forward auth applies its own Origin rule to the original request (see `verify`).
-    let forward_auth = Router::new()
-        .route("/v1/verify", any(verify::verify))
-        .layer(layers::ApiLayer::new(&state).without_origin_rule());
-    // One layer level per route: each axum layer level clones the routes below it per request.
+    let mut forward_auth = Router::new().route("/v1/verify", any(verify::verify));
+    if layered {
+        // One layer level per route: each axum layer level clones the routes below it per
+        // request.
+        api = api.layer(layers::ApiLayer::new(&state));
+        forward_auth = forward_auth.layer(layers::ApiLayer::new(&state).without_origin_rule());
+    }
     let router = api.merge(forward_auth).with_state(state);
     if prefix.is_empty() { router } else { Router::new().nest(&prefix, router) }
 }

@@ -123,6 +123,16 @@ async fn verify_applies_the_origin_rule_to_cookie_requests_from_other_sites() {
     assert_eq!(status(verify(Some("POST"), EVIL_ORIGIN, true).await), 403);
     assert_eq!(status(verify(Some("GET"), EVIL_ORIGIN, true).await), 200, "a safe original method");
     assert_eq!(status(verify(Some("POST"), EVIL_ORIGIN, false).await), 200, "bearer: no CSRF");
+    // A proxy may send the subrequest with another method than GET: the server's own Origin
+    // rule (in its edge layer) leaves forward auth to judge the original request.
+    let posted = app
+        .post("/v1/verify")
+        .header("origin", EVIL_ORIGIN)
+        .header("cookie", &session.cookie)
+        .header("x-forwarded-method", "GET")
+        .send()
+        .await;
+    assert_eq!(status(posted), 200, "a POST subrequest for a safe original method");
     // The forwarded host's own origin is fine.
     let own = app
         .get("/v1/verify")
